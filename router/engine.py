@@ -1,0 +1,363 @@
+"""The router's state machine: apply input events to the ledger, then run the matching round.
+
+Everything here is pure: time comes in as `now_ms`, and the output is a list of effects (decisions,
+cancellations, usage reports) plus the ledger changes the worker persists with them.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from router import POLICY_VERSION
+from router.catalog import Catalog
+from router.ev import EVResolver, EVWindow, Scorer
+from router.policy import Assessment, Routed, assess, route
+from router.slots import PoolKey, SlotLedger, SlotRecord, SlotState
+from router.values import (
+    Decision,
+    Event,
+    Outcome,
+    QuotaUtilisation,
+    SlotFree,
+    SlotGone,
+    SlotHeartbeat,
+    Task,
+    TaskCancelled,
+    TaskPending,
+    TaskStarted,
+    Usage,
+    task_from_json,
+    task_to_json,
+)
+from router.waiting import WaitingIndex, WaitingTask
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouterConfig:
+    stale_after_s: float = 90.0
+    ev_window: int = 1000
+    remember_assigned: int = 100_000  # task ids kept to ignore re-published, already assigned tasks
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cancelled:
+    task_id: str
+    event_id: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageReported:
+    usage: Usage
+    slot_id: str
+    model: str
+    account: str
+    decision_id: str | None
+    event_id: str
+    at_ms: int
+
+
+Effect = Decision | Cancelled | UsageReported
+
+
+@dataclass(slots=True, kw_only=True)
+class LedgerChanges:
+    """What changed since the last drain: the worker writes it with the batch's outputs."""
+
+    slots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    waiting: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: no longer waiting
+    assigned: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: forgotten
+    ev_added: list[float] = field(default_factory=list)
+    utilisation: dict[str, float] = field(default_factory=dict)  # "account\x1fmodel" -> 0..1
+
+    def __bool__(self) -> bool:
+        return bool(self.slots or self.waiting or self.assigned or self.ev_added or self.utilisation)
+
+
+UTIL_SEP = "\x1f"
+
+
+class Router:
+    def __init__(self, catalog: Catalog, *, config: RouterConfig | None = None, scorer: Scorer | None = None):
+        self.catalog = catalog
+        self.config = config or RouterConfig()
+        self.ledger = SlotLedger(stale_after_ms=int(self.config.stale_after_s * 1000))
+        self.waiting = WaitingIndex()
+        self.ev_window = EVWindow(size=self.config.ev_window)
+        self.resolver = EVResolver(scorer=scorer)
+        self.assigned: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.premium_models = frozenset(m.model_id for m in catalog.models.values() if m.is_premium)
+        self._changes = LedgerChanges()
+        self._batch_id = "0-0"
+        self._batch_seq = 0
+        self._touched: dict[str, str] = {}  # task or slot id -> id of the event that touched it this batch
+        self._new_waiting: list[str] = []
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def begin_batch(self, batch_id: str) -> None:
+        """Decision ids are `<batch id>.<n>`: unique as long as batch ids are (stream entry ids are)."""
+        self._batch_id = batch_id
+        self._batch_seq = 0
+        self._touched = {}
+        self._new_waiting = []
+
+    def drain_changes(self) -> LedgerChanges:
+        changes, self._changes = self._changes, LedgerChanges()
+        for slot_id in self.ledger.dirty:
+            changes.slots[slot_id] = self.ledger.slots[slot_id].to_json()
+        self.ledger.dirty.clear()
+        for account, model in self.ledger.dirty_utilisation:
+            changes.utilisation[f"{account}{UTIL_SEP}{model}"] = self.ledger.utilisation[(account, model)]
+        self.ledger.dirty_utilisation.clear()
+        return changes
+
+    # -- events ------------------------------------------------------------------------------
+
+    def apply(self, event: Event, *, event_id: str, now_ms: int) -> list[Effect]:
+        match event:
+            case TaskPending(task=task):
+                self._touched[task.task_id] = event_id
+                return self._task_pending(task, event_id=event_id, now_ms=now_ms)
+            case TaskCancelled(task_id=task_id):
+                return self._task_cancelled(task_id, event_id=event_id, now_ms=now_ms)
+            case SlotFree():
+                self._touched[event.slot_id] = event_id
+                return self._slot_free(event, event_id=event_id, now_ms=now_ms)
+            case SlotHeartbeat(slot_id=slot_id):
+                self.ledger.heard(slot_id, now_ms)
+                return []
+            case SlotGone(slot_id=slot_id):
+                self.ledger.mark_gone(slot_id, now_ms)
+                return []
+            case TaskStarted(task_id=task_id, slot_id=slot_id):
+                self.ledger.mark_started(slot_id, task_id, now_ms)
+                return []
+            case QuotaUtilisation(model=model, account=account, utilisation=utilisation):
+                self.ledger.set_utilisation(account=account, model=model, utilisation=utilisation)
+                return []
+        raise TypeError(f"unhandled event {event!r}")
+
+    def _task_pending(self, task: Task, *, event_id: str, now_ms: int) -> list[Effect]:
+        if task.task_id in self.assigned:
+            return []  # an idempotent retry of a task that already has its slot
+        known = self.waiting.tasks.get(task.task_id)
+        ev = self.resolver.resolve(task, now_s=now_ms / 1000)
+        if known is None:
+            self.ev_window.add(ev)
+            self._changes.ev_added.append(ev)
+        assessment = self._assess(task, ev)
+        if assessment.min_tier is None:
+            if known is not None:
+                self._drop_waiting(task.task_id)
+            routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
+            return [self._decision(assessment, routed, event_id=event_id, now_ms=now_ms)]
+        waiting = WaitingTask(
+            task=task,
+            ev=ev,
+            seq=known.seq if known else self.waiting.next_seq(),
+            since_ms=known.since_ms if known else now_ms,
+            models=assessment.rateable,
+            min_tier=assessment.min_tier,
+            await_decision_id=known.await_decision_id if known else None,
+        )
+        self.waiting.add(waiting)
+        self._changes.waiting[task.task_id] = _waiting_to_json(waiting)
+        if known is None:
+            self._new_waiting.append(task.task_id)
+        return []
+
+    def _task_cancelled(self, task_id: str, *, event_id: str, now_ms: int) -> list[Effect]:
+        if self._drop_waiting(task_id) is None:
+            return []  # assigned or unknown: nothing to drop
+        return [Cancelled(task_id=task_id, event_id=event_id, at_ms=now_ms)]
+
+    def _slot_free(self, event: SlotFree, *, event_id: str, now_ms: int) -> list[Effect]:
+        before = self.ledger.mark_free(slot_id=event.slot_id, model=event.model, account=event.account, now_ms=now_ms)
+        if event.completed is None:
+            return []
+        return [self._usage(event, before, event_id=event_id, now_ms=now_ms)]
+
+    def _usage(self, event: SlotFree, before: SlotRecord | None, *, event_id: str, now_ms: int) -> UsageReported:
+        usage = event.completed
+        assert usage is not None
+        decision_id = None
+        if before is not None and before.task_id == usage.task_id:
+            decision_id = before.decision_id
+        elif usage.task_id in self.assigned:
+            decision_id = self.assigned[usage.task_id].get("decision_id")
+        return UsageReported(
+            usage=usage,
+            slot_id=event.slot_id,
+            model=event.model,
+            account=event.account,
+            decision_id=decision_id,
+            event_id=event_id,
+            at_ms=now_ms,
+        )
+
+    # -- the matching round ------------------------------------------------------------------
+
+    def match(self, *, now_ms: int) -> list[Decision]:
+        """Place waiting tasks on free slots in matching order; announce tasks that start waiting."""
+        decisions = self._assign_round(now_ms)
+        for task_id in self._new_waiting:
+            waiting = self.waiting.tasks.get(task_id)
+            if waiting is not None and waiting.await_decision_id is None:
+                decisions.append(self._announce_wait(waiting, now_ms))
+        self._new_waiting = []
+        return decisions
+
+    def _assign_round(self, now_ms: int) -> list[Decision]:
+        decisions: list[Decision] = []
+        free_pools = set(self.ledger.pools_with_live_free(now_ms))
+        while free_pools and len(self.waiting):
+            p50, p90 = self.ev_window.p50, self.ev_window.p90
+            free_models = {model for model, _ in free_pools}
+            waiting = self.waiting.best_placeable(
+                free_models=free_models, premium_models=self.premium_models, p50=p50, p90=p90
+            )
+            if waiting is None:
+                break
+            assessment = self._assess(waiting.task, waiting.ev)
+            routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
+            if routed.chosen is None:  # the index and route() disagree: a bug; never loop forever on it
+                raise AssertionError(f"index offered {waiting.task.task_id} but route() found no slot")
+            decision = self._decision(assessment, routed, event_id=self._trigger(waiting.task.task_id, routed), now_ms=now_ms)
+            self._commit_assignment(waiting, decision, now_ms)
+            decisions.append(decision)
+            chosen_pool: PoolKey = (routed.chosen.model, routed.chosen.account)
+            if self.ledger.first_live_free(chosen_pool, now_ms) is None:
+                free_pools.discard(chosen_pool)
+        return decisions
+
+    def _commit_assignment(self, waiting: WaitingTask, decision: Decision, now_ms: int) -> None:
+        chosen = decision.chosen
+        assert chosen is not None
+        task_id = waiting.task.task_id
+        self._drop_waiting(task_id)
+        self.ledger.mark_busy(chosen.slot_id, task_id=task_id, decision_id=decision.decision_id, now_ms=now_ms)
+        self._remember_assigned(task_id, {"slot_id": chosen.slot_id, "decision_id": decision.decision_id, "at_ms": now_ms})
+
+    def _announce_wait(self, waiting: WaitingTask, now_ms: int) -> Decision:
+        assessment = self._assess(waiting.task, waiting.ev)
+        routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
+        decision = self._decision(assessment, routed, event_id=self._touched.get(waiting.task.task_id), now_ms=now_ms)
+        waiting.await_decision_id = decision.decision_id
+        self._changes.waiting[waiting.task.task_id] = _waiting_to_json(waiting)
+        return decision
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _assess(self, task: Task, ev: float) -> Assessment:
+        return assess(task, self.catalog, ev=ev, p50=self.ev_window.p50, p90=self.ev_window.p90)
+
+    def _trigger(self, task_id: str, routed: Routed) -> str | None:
+        slot_event = self._touched.get(routed.chosen.slot_id) if routed.chosen else None
+        return slot_event or self._touched.get(task_id) or self._batch_id
+
+    def _decision(self, assessment: Assessment, routed: Routed, *, event_id: str | None, now_ms: int) -> Decision:
+        self._batch_seq += 1
+        prefix = "dry:" if self.config.dry_run else ""
+        return Decision(
+            decision_id=f"{prefix}{self._batch_id}.{self._batch_seq}",
+            task=assessment.task,
+            outcome=routed.outcome,
+            reason_code=routed.reason_code,
+            reason=routed.reason,
+            thresholds=assessment.thresholds,
+            decided_at_ms=now_ms,
+            chosen=routed.chosen,
+            alternatives=routed.alternatives,
+            override=assessment.override,
+            min_tier=assessment.min_tier,
+            est_cost_usd=self._estimate_cost(assessment.task, routed),
+            event_id=event_id,
+            dry_run=self.config.dry_run,
+            policy_version=POLICY_VERSION,
+        )
+
+    def _estimate_cost(self, task: Task, routed: Routed) -> float | None:
+        if routed.outcome is not Outcome.ASSIGNED or routed.chosen is None:
+            return None
+        estimate = self.catalog.estimate(task.layer)
+        tokens_in = task.est_input_tokens if task.est_input_tokens is not None else estimate.input_tokens
+        tokens_out = task.est_output_tokens if task.est_output_tokens is not None else estimate.output_tokens
+        return self.catalog.models[routed.chosen.model].cost_usd(input_tokens=tokens_in, output_tokens=tokens_out)
+
+    def _drop_waiting(self, task_id: str) -> WaitingTask | None:
+        dropped = self.waiting.remove(task_id)
+        if dropped is not None:
+            self._changes.waiting[task_id] = None
+        return dropped
+
+    def _remember_assigned(self, task_id: str, ref: dict[str, Any]) -> None:
+        self.assigned[task_id] = ref
+        self._changes.assigned[task_id] = ref
+        while len(self.assigned) > self.config.remember_assigned:
+            oldest, _ = self.assigned.popitem(last=False)
+            self._changes.assigned[oldest] = None
+
+    # -- restart -----------------------------------------------------------------------------
+
+    def restore(
+        self,
+        *,
+        slots: list[dict[str, Any]],
+        waiting: list[dict[str, Any]],
+        assigned: dict[str, dict[str, Any]],
+        ev_values: list[float],
+        utilisation: dict[str, float],
+    ) -> None:
+        """Rebuild the in-memory ledger from its snapshot (ARCHITECTURE.md invariant 2)."""
+        for doc in slots:
+            self.ledger.load(SlotRecord.from_json(doc))
+        for doc in sorted(waiting, key=lambda d: d["seq"]):
+            self.waiting.add(_waiting_from_json(doc))
+        for task_id, ref in sorted(assigned.items(), key=lambda kv: kv[1].get("at_ms", 0)):
+            self.assigned[task_id] = ref
+        for value in ev_values[-self.config.ev_window :]:
+            self.ev_window.add(value)
+        for key, value in utilisation.items():
+            account, _, model = key.partition(UTIL_SEP)
+            self.ledger.utilisation[(account, model)] = value
+
+    def stats(self, now_ms: int) -> dict[str, Any]:
+        counts = self.ledger.counts()
+        stale = sum(
+            1
+            for pool in self.ledger.pools.values()
+            for slot_id in pool.free
+            if not self.ledger.is_live(self.ledger.slots[slot_id], now_ms)
+        )
+        return {"waiting": len(self.waiting), "slots": counts, "stale_free": stale, "p50": self.ev_window.p50, "p90": self.ev_window.p90}
+
+
+def _waiting_to_json(w: WaitingTask) -> dict[str, Any]:
+    return {
+        "task": task_to_json(w.task),
+        "ev": w.ev,
+        "seq": w.seq,
+        "since_ms": w.since_ms,
+        "models": sorted(w.models),
+        "min_tier": w.min_tier,
+        "await_decision_id": w.await_decision_id,
+    }
+
+
+def _waiting_from_json(doc: dict[str, Any]) -> WaitingTask:
+    return WaitingTask(
+        task=task_from_json(doc["task"]),
+        ev=float(doc["ev"]),
+        seq=int(doc["seq"]),
+        since_ms=int(doc["since_ms"]),
+        models=frozenset(doc["models"]),
+        min_tier=int(doc["min_tier"]),
+        await_decision_id=doc.get("await_decision_id"),
+    )
+
+
+__all__ = ["Cancelled", "Effect", "LedgerChanges", "Router", "RouterConfig", "SlotState", "UsageReported"]

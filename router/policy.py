@@ -1,0 +1,255 @@
+"""One decision (POLICY.md steps 1-8) with its explanation: every slot considered and a verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from itertools import chain, islice
+from dataclasses import dataclass
+
+from router.catalog import PREMIUM_TIER, Catalog, Model
+from router.slots import SlotLedger, SlotRecord
+from router.values import Alternative, ChosenSlot, Outcome, ReasonCode, Task, Thresholds, Verdict
+
+PREMIUM_BLOCK_PRIORITY = 90
+OVERRIDE_QUEST_PRIORITY = 95
+LIST_EACH_UP_TO = 10  # slots of one pool sharing a verdict are listed one by one up to this, then grouped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Assessment:
+    """Steps 1-5: what the task may use, before looking at any slot."""
+
+    task: Task
+    rateable: frozenset[str]
+    min_tier: int | None
+    thresholds: Thresholds
+    override: bool
+    premium_blocked: bool
+    unreachable: dict[str, int]
+
+    def allows(self, model: Model) -> bool:
+        return model.model_id in self.rateable and not (model.is_premium and self.premium_blocked)
+
+
+def assess(task: Task, catalog: Catalog, *, ev: float, p50: float | None, p90: float | None) -> Assessment:
+    rateable = catalog.rateable(task.requires)
+    min_tier = rateable[0].tier if rateable else None
+    return Assessment(
+        task=task,
+        rateable=frozenset(m.model_id for m in rateable),
+        min_tier=min_tier,
+        thresholds=Thresholds(ev=ev, p50=p50, p90=p90),
+        override=is_override(task, ev=ev, p90=p90),
+        premium_blocked=is_premium_blocked(task, ev=ev, p50=p50, min_tier=min_tier),
+        unreachable=catalog.unreachable(task.requires) if not rateable else {},
+    )
+
+
+def is_override(task: Task, *, ev: float, p90: float | None) -> bool:
+    by_ev = p90 is not None and ev > p90
+    by_quest = task.quest_priority is not None and task.quest_priority >= OVERRIDE_QUEST_PRIORITY
+    return by_ev or by_quest
+
+
+def is_premium_blocked(task: Task, *, ev: float, p50: float | None, min_tier: int | None) -> bool:
+    if min_tier is None or min_tier >= PREMIUM_TIER or p50 is None:
+        return False
+    return ev < p50 and task.priority < PREMIUM_BLOCK_PRIORITY
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Routed:
+    outcome: Outcome
+    reason_code: ReasonCode
+    reason: str
+    chosen: ChosenSlot | None
+    alternatives: tuple[Alternative, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    tier: int
+    utilisation: float
+    slot_id: str
+    model: str
+    account: str
+
+
+def route(a: Assessment, catalog: Catalog, ledger: SlotLedger, *, now_ms: int) -> Routed:
+    """Steps 6-8 against the ledger as it stands, with a verdict for every slot."""
+    if not a.rateable:
+        return Routed(
+            outcome=Outcome.UNROUTABLE,
+            reason_code=ReasonCode.NO_CAPABLE_MODEL,
+            reason=_unroutable_reason(a),
+            chosen=None,
+            alternatives=tuple(_incapable_alternatives(a, catalog, ledger)),
+        )
+    candidates = _candidates(a, catalog, ledger, now_ms)
+    chosen = _choose(candidates, override=a.override)
+    alternatives = tuple(_explain(a, catalog, ledger, now_ms, chosen))
+    if chosen is None:
+        code, reason = _await_reason(a, alternatives)
+        return Routed(outcome=Outcome.AWAIT_SLOT, reason_code=code, reason=reason, chosen=None, alternatives=alternatives)
+    slot = ChosenSlot(slot_id=chosen.slot_id, model=chosen.model, account=chosen.account, tier=chosen.tier)
+    code, reason = _assigned_reason(a, slot)
+    return Routed(outcome=Outcome.ASSIGNED, reason_code=code, reason=reason, chosen=slot, alternatives=alternatives)
+
+
+def _candidates(a: Assessment, catalog: Catalog, ledger: SlotLedger, now_ms: int) -> list[_Candidate]:
+    """Step 6, one per pool: the smallest live free slot id wins inside a pool anyway."""
+    found = []
+    for (model_id, account), pool in ledger.pools.items():
+        model = catalog.models.get(model_id)
+        if model is None or not pool.free or not a.allows(model):
+            continue
+        slot_id = ledger.first_live_free((model_id, account), now_ms)
+        if slot_id is not None:
+            util = ledger.utilisation_of(account, model_id)
+            found.append(_Candidate(model.tier, util, slot_id, model_id, account))
+    return found
+
+
+def _choose(candidates: list[_Candidate], *, override: bool) -> _Candidate | None:
+    """Step 8: override takes the highest tier, others the lowest; then utilisation, then slot id."""
+    if not candidates:
+        return None
+    sign = -1 if override else 1
+    return min(candidates, key=lambda c: (sign * c.tier, c.utilisation, c.slot_id))
+
+
+def _explain(
+    a: Assessment, catalog: Catalog, ledger: SlotLedger, now_ms: int, chosen: _Candidate | None
+) -> Iterable[Alternative]:
+    """Verdicts per pool: busy and gone slots share one verdict each, so only free slots are looked at
+    one by one; that keeps a decision's cost proportional to pools and free slots, not the fleet."""
+    for (model_id, account), pool in sorted(ledger.pools.items()):
+        model = catalog.models.get(model_id)
+        if model is None or not len(pool):
+            continue
+        yield from _listed(model, account, Verdict.GONE, None, pool.gone)
+        if model.model_id not in a.rateable:
+            yield from _listed(model, account, Verdict.INCAPABLE, _shortfall_text(model, a.task), pool.free, pool.busy)
+        elif model.is_premium and a.premium_blocked:
+            yield from _listed(model, account, Verdict.PREMIUM_BLOCKED, None, pool.free, pool.busy)
+        else:
+            yield from _listed(model, account, Verdict.BUSY, None, pool.busy)
+            yield from _free_verdicts(model, account, pool.free, ledger, now_ms, chosen)
+
+
+def _free_verdicts(
+    model: Model, account: str, free: Collection[str], ledger: SlotLedger, now_ms: int, chosen: _Candidate | None
+) -> Iterable[Alternative]:
+    util = ledger.utilisation_of(account, model.model_id)
+    by_verdict: dict[tuple[Verdict, str | None], list[str]] = {}
+    for slot_id in free:
+        record = ledger.slots[slot_id]
+        by_verdict.setdefault(_free_verdict(model, record, util, ledger, now_ms, chosen), []).append(slot_id)
+    for (verdict, detail), slot_ids in by_verdict.items():
+        yield from _listed(model, account, verdict, detail, slot_ids)
+
+
+def _free_verdict(
+    model: Model, record: SlotRecord, util: float, ledger: SlotLedger, now_ms: int, chosen: _Candidate | None
+) -> tuple[Verdict, str | None]:
+    if not ledger.is_live(record, now_ms):
+        return Verdict.STALE, f"last heard {(now_ms - record.last_heard_ms) // 1000}s ago"
+    if chosen is None or chosen.slot_id == record.slot_id:
+        # with no choice made a live, allowed free slot cannot exist: route() would have chosen one
+        return Verdict.CHOSEN, None
+    if model.tier != chosen.tier:
+        return Verdict.TIER_NOT_PREFERRED, f"tier {model.tier}, chose tier {chosen.tier}"
+    if util > chosen.utilisation:
+        return Verdict.HIGHER_UTILISATION, f"utilisation {util:.2f} > {chosen.utilisation:.2f}"
+    return Verdict.TIE_BREAK, f"slot id after {chosen.slot_id}"
+
+
+def _listed(
+    model: Model, account: str, verdict: Verdict, detail: str | None, *buckets: Collection[str]
+) -> Iterable[Alternative]:
+    total = sum(len(b) for b in buckets)
+    if total == 0:
+        return
+    first = list(islice(chain(*buckets), LIST_EACH_UP_TO))
+    common = {"model": model.model_id, "account": account, "tier": model.tier, "verdict": verdict, "detail": detail}
+    if total <= LIST_EACH_UP_TO:
+        for slot_id in first:
+            yield Alternative(slot_id=slot_id, **common)  # type: ignore[arg-type]
+    else:
+        yield Alternative(count=total, slot_ids=tuple(first), **common)  # type: ignore[arg-type]
+
+
+def _incapable_alternatives(a: Assessment, catalog: Catalog, ledger: SlotLedger) -> Iterable[Alternative]:
+    for (model_id, account), pool in sorted(ledger.pools.items()):
+        model = catalog.models.get(model_id)
+        if model is None or not len(pool):
+            continue
+        text = _shortfall_text(model, a.task)
+        yield from _listed(model, account, Verdict.INCAPABLE, text, pool.free, pool.busy, pool.gone)
+
+
+def _shortfall_text(model: Model, task: Task) -> str:
+    return ", ".join(f"{name} {has} < {needed}" for name, (needed, has) in sorted(model.shortfalls(task.requires).items()))
+
+
+def _numbers(a: Assessment) -> str:
+    t = a.thresholds
+    p50 = "n/a" if t.p50 is None else f"{t.p50:.3g}"
+    p90 = "n/a" if t.p90 is None else f"{t.p90:.3g}"
+    quest = "" if a.task.quest_priority is None else f", quest priority {a.task.quest_priority}"
+    return f"EV {t.ev:.3g} (P50 {p50}, P90 {p90}), priority {a.task.priority}{quest}"
+
+
+def _override_why(a: Assessment) -> str:
+    t = a.thresholds
+    if t.p90 is not None and t.ev > t.p90:
+        return f"override: EV {t.ev:.3g} > P90 {t.p90:.3g}"
+    return f"override: quest priority {a.task.quest_priority} >= {OVERRIDE_QUEST_PRIORITY}"
+
+
+def _assigned_reason(a: Assessment, slot: ChosenSlot) -> tuple[ReasonCode, str]:
+    where = f"Assigned to {slot.slot_id} ({slot.model}, tier {slot.tier})"
+    if a.override:
+        return ReasonCode.OVERRIDE_HIGHEST_TIER, f"{where}: {_override_why(a)}, so it takes the highest free tier; {_numbers(a)}."
+    if slot.tier >= PREMIUM_TIER and a.min_tier is not None and a.min_tier >= PREMIUM_TIER:
+        return ReasonCode.ONLY_PREMIUM_RATEABLE, f"{where}: only premium models meet its requirements; {_numbers(a)}."
+    premium_note = ""
+    if slot.tier >= PREMIUM_TIER:
+        premium_note = " (premium allowed: EV >= P50 or priority >= 90; no cheaper capable slot was free)"
+    return (
+        ReasonCode.CHEAPEST_CAPABLE,
+        f"{where}: the cheapest free capable tier (lowest rateable tier {a.min_tier}){premium_note}; {_numbers(a)}.",
+    )
+
+
+def _await_reason(a: Assessment, alternatives: tuple[Alternative, ...]) -> tuple[ReasonCode, str]:
+    tally: dict[Verdict, int] = {}
+    for alt in alternatives:
+        tally[alt.verdict] = tally.get(alt.verdict, 0) + alt.count
+    rateable = ", ".join(sorted(a.rateable))
+    if tally.get(Verdict.PREMIUM_BLOCKED) and not tally.get(Verdict.BUSY) and not tally.get(Verdict.STALE):
+        return (
+            ReasonCode.PREMIUM_BLOCKED,
+            f"Waiting: only premium slots could serve it and premium is blocked (EV below P50 and priority < "
+            f"{PREMIUM_BLOCK_PRIORITY}); rateable: {rateable}; {_numbers(a)}.",
+        )
+    if tally.get(Verdict.STALE) and not tally.get(Verdict.BUSY):
+        return (
+            ReasonCode.NO_LIVE_SLOT,
+            f"Waiting: the free capable slots ({tally[Verdict.STALE]}) have not been heard from recently; "
+            f"rateable: {rateable}; {_numbers(a)}.",
+        )
+    busy = tally.get(Verdict.BUSY, 0)
+    return (
+        ReasonCode.NO_FREE_CAPABLE_SLOT,
+        f"Waiting: no free capable slot ({busy} capable slots busy); rateable: {rateable}; {_numbers(a)}.",
+    )
+
+
+def _unroutable_reason(a: Assessment) -> str:
+    gaps = ", ".join(f"{name} {needed} (best {a.unreachable.get(name, 0)})" for name, needed in sorted(a.task.requires.items()) if name in a.unreachable)
+    if not gaps:
+        gaps = "no single model meets all requirements together: " + ", ".join(
+            f"{n} {v}" for n, v in sorted(a.task.requires.items())
+        )
+    return f"Unroutable: no model in the catalogue meets its requirements: {gaps}."

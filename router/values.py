@@ -1,0 +1,238 @@
+"""Plain values that cross the router's boundary: tasks, input events, decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+DEFAULT_ACCOUNT = "default"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Task:
+    task_id: str
+    priority: int
+    requires: Mapping[str, int]
+    layer: str = "unknown"
+    ev: float | None = None
+    quest_priority: int | None = None
+    est_input_tokens: int | None = None
+    est_output_tokens: int | None = None
+    title: str | None = None
+    submitted_at_ms: int | None = None
+    # The task's fields exactly as the dispatcher sent them, handed on to the slot.
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    task_id: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+
+
+# Input events (the wire's `type` values in comments).
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskPending:  # task.pending
+    task: Task
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCancelled:  # task.cancelled
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStarted:  # task.started (extension: the slot began work on its assignment)
+    task_id: str
+    slot_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlotFree:  # slot.free
+    slot_id: str
+    model: str
+    account: str = DEFAULT_ACCOUNT
+    completed: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlotHeartbeat:  # slot.heartbeat
+    slot_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlotGone:  # slot.gone
+    slot_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuotaUtilisation:  # quota.utilisation
+    model: str
+    utilisation: float
+    account: str = DEFAULT_ACCOUNT
+
+
+Event = TaskPending | TaskCancelled | TaskStarted | SlotFree | SlotHeartbeat | SlotGone | QuotaUtilisation
+
+
+class Outcome(StrEnum):
+    ASSIGNED = "assigned"
+    AWAIT_SLOT = "await_slot"
+    UNROUTABLE = "unroutable"
+
+
+class Verdict(StrEnum):
+    CHOSEN = "chosen"
+    BUSY = "busy"
+    STALE = "stale"
+    GONE = "gone"
+    INCAPABLE = "incapable"
+    PREMIUM_BLOCKED = "premium_blocked"
+    TIER_NOT_PREFERRED = "tier_not_preferred"
+    HIGHER_UTILISATION = "higher_utilisation"
+    TIE_BREAK = "tie_break"
+
+
+class ReasonCode(StrEnum):
+    CHEAPEST_CAPABLE = "cheapest_capable"
+    OVERRIDE_HIGHEST_TIER = "override_highest_tier"
+    ONLY_PREMIUM_RATEABLE = "only_premium_rateable"
+    NO_FREE_CAPABLE_SLOT = "no_free_capable_slot"
+    PREMIUM_BLOCKED = "premium_blocked"
+    NO_LIVE_SLOT = "no_live_slot"
+    NO_CAPABLE_MODEL = "no_capable_model"
+    ASSIGNMENT_LAPSED = "assignment_lapsed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alternative:
+    """One slot considered, or several of one pool that share a verdict (then `count` > 1)."""
+
+    model: str
+    account: str
+    tier: int
+    verdict: Verdict
+    slot_id: str | None = None
+    detail: str | None = None
+    count: int = 1
+    slot_ids: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "slot_id": self.slot_id,
+            "model": self.model,
+            "account": self.account,
+            "tier": self.tier,
+            "verdict": self.verdict.value,
+        }
+        if self.detail:
+            out["detail"] = self.detail
+        if self.count != 1:
+            out["count"] = self.count
+            out["slot_ids"] = list(self.slot_ids)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChosenSlot:
+    slot_id: str
+    model: str
+    account: str
+    tier: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Thresholds:
+    """The EV numbers a decision used: the task's EV and the window's P50 and P90."""
+
+    ev: float
+    p50: float | None
+    p90: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    decision_id: str
+    task: Task
+    outcome: Outcome
+    reason_code: ReasonCode
+    reason: str
+    thresholds: Thresholds
+    decided_at_ms: int
+    chosen: ChosenSlot | None = None
+    alternatives: tuple[Alternative, ...] = ()
+    override: bool = False
+    min_tier: int | None = None
+    est_cost_usd: float | None = None
+    event_id: str | None = None
+    dry_run: bool = False
+    policy_version: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        """The decision record of PROTOCOL.md, as a JSON-ready dict."""
+        chosen = self.chosen
+        return {
+            "decision_id": self.decision_id,
+            "task_id": self.task.task_id,
+            "outcome": self.outcome.value,
+            "reason_code": self.reason_code.value,
+            "reason": self.reason,
+            "chosen_slot_id": chosen.slot_id if chosen else None,
+            "chosen_model": chosen.model if chosen else None,
+            "chosen_tier": chosen.tier if chosen else None,
+            "account": chosen.account if chosen else None,
+            "layer": self.task.layer,
+            "priority": self.task.priority,
+            "quest_priority": self.task.quest_priority,
+            "title": self.task.title,
+            "ev": self.thresholds.ev,
+            "ev_p50": self.thresholds.p50,
+            "ev_p90": self.thresholds.p90,
+            "override": self.override,
+            "min_tier": self.min_tier,
+            "est_cost_usd": self.est_cost_usd,
+            "alternatives": [a.to_json() for a in self.alternatives],
+            "decided_at": self.decided_at_ms,
+            "dry_run": self.dry_run,
+            "event_id": self.event_id,
+            "policy_version": self.policy_version,
+        }
+
+
+def task_to_json(task: Task) -> dict[str, Any]:
+    """A task as the ledger snapshot stores it (its parsed values and the fields as received)."""
+    return {
+        "task_id": task.task_id,
+        "priority": task.priority,
+        "requires": dict(task.requires),
+        "layer": task.layer,
+        "ev": task.ev,
+        "quest_priority": task.quest_priority,
+        "est_input_tokens": task.est_input_tokens,
+        "est_output_tokens": task.est_output_tokens,
+        "title": task.title,
+        "submitted_at_ms": task.submitted_at_ms,
+        "fields": dict(task.fields),
+    }
+
+
+def task_from_json(doc: Mapping[str, Any]) -> Task:
+    return Task(
+        task_id=doc["task_id"],
+        priority=int(doc["priority"]),
+        requires=dict(doc.get("requires") or {}),
+        layer=doc.get("layer") or "unknown",
+        ev=doc.get("ev"),
+        quest_priority=doc.get("quest_priority"),
+        est_input_tokens=doc.get("est_input_tokens"),
+        est_output_tokens=doc.get("est_output_tokens"),
+        title=doc.get("title"),
+        submitted_at_ms=doc.get("submitted_at_ms"),
+        fields=dict(doc.get("fields") or {}),
+    )

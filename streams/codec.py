@@ -1,0 +1,25 @@
+"""JSON encoding of stream entries: one field `data` holding one UTF-8 JSON object (orjson)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+FIELD = "data"
+
+
+def encode(doc: Any) -> bytes:
+    return orjson.dumps(doc)
+
+
+def decode(raw: bytes | str) -> Any:
+    return orjson.loads(raw)
+
+
+def entry_data(fields: dict[Any, Any]) -> bytes | None:
+    """The `data` field of a stream entry as read by redis-py (bytes keys), or None if absent."""
+    value = fields.get(FIELD.encode(), fields.get(FIELD))
+    if value is None:
+        return None
+    return value if isinstance(value, bytes) else str(value).encode()

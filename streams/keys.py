@@ -1,0 +1,82 @@
+"""Every Redis key name in one place. Names after the prefix are part of the wire contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "router:"
+LIVE_GROUP = "router"
+DRY_RUN_GROUP = "router-dry-run"
+RECORDER_GROUP = "recorder"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names for one router. A prefix with a hash tag, such as `router:{pool-a}:`, puts every key
+    of that router in one Redis Cluster slot, so the atomic step works on a cluster."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    # -- the wire (PROTOCOL.md) --
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def status(self) -> str:
+        return f"{self.prefix}status"
+
+    @property
+    def decisions(self) -> str:
+        return f"{self.prefix}decisions"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}dead"
+
+    @property
+    def usage(self) -> str:
+        """Extension: completed-task usage reported with `slot.free`, for the recorder."""
+        return f"{self.prefix}usage"
+
+    def assign(self, slot_id: str) -> str:
+        return f"{self.prefix}assign:{slot_id}"
+
+    # -- the router's own state --
+    def state(self, *, dry_run: bool) -> StateKeys:
+        return StateKeys(f"{self.prefix}{'dry-run:' if dry_run else ''}")
+
+
+@dataclass(frozen=True, slots=True)
+class StateKeys:
+    """Ledger snapshot and leadership keys; a dry run keeps its own set."""
+
+    base: str
+
+    @property
+    def slots(self) -> str:
+        return f"{self.base}ledger:slots"
+
+    @property
+    def waiting(self) -> str:
+        return f"{self.base}ledger:waiting"
+
+    @property
+    def assigned(self) -> str:
+        return f"{self.base}ledger:assigned"
+
+    @property
+    def ev_window(self) -> str:
+        return f"{self.base}ledger:ev"
+
+    @property
+    def utilisation(self) -> str:
+        return f"{self.base}ledger:utilisation"
+
+    @property
+    def leader(self) -> str:
+        return f"{self.base}leader"
+
+    @property
+    def fence(self) -> str:
+        return f"{self.base}fence"

@@ -1,0 +1,1 @@
+"""The processes: settings, the routing loop, the recorder, the dashboard, the CLI."""

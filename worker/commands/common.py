@@ -1,0 +1,35 @@
+"""Options every command shares: connection settings, each also an environment variable."""
+
+from __future__ import annotations
+
+import argparse
+
+import redis
+
+from router.errors import RouterError
+from streams.connection import connect
+from worker.settings import Settings, load_settings
+
+
+def add_connection_options(parser: argparse.ArgumentParser, *, database: bool = False) -> None:
+    parser.add_argument("--redis-url", help="Redis URL (env REDIS_URL)")
+    parser.add_argument("--prefix", help="key prefix (env ROUTER_PREFIX, default router:)")
+    parser.add_argument("--catalog", dest="catalog_path", help="catalogue TOML (env ROUTER_CATALOG)")
+    if database:
+        parser.add_argument("--database-url", help="SQLAlchemy URL (env DATABASE_URL)")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {
+        name: getattr(args, name, None) for name in ("redis_url", "prefix", "catalog_path", "database_url")
+    }
+    return load_settings(**overrides)
+
+
+def redis_from(settings: Settings) -> redis.Redis:
+    r = connect(settings.redis_url, block_ms=settings.block_ms)
+    try:
+        r.ping()
+    except redis.RedisError as exc:
+        raise RouterError(f"cannot reach Redis at {settings!r}: {exc}") from None
+    return r

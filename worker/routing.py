@@ -1,0 +1,263 @@
+"""The routing worker: read a batch, route, commit atomically, repeat (ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import importlib
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+import structlog
+
+from router.catalog import Catalog, load_catalog
+from router.engine import Effect, Router, RouterConfig
+from router.errors import ConfigError, InvalidEvent
+from router.ev import Scorer
+from router.values import Decision, Task
+from streams.codec import decode, encode
+from streams.commit import AtomicStep, Committer, FencedOut
+from streams.consumer import Entry, GroupReader
+from streams.keys import DRY_RUN_GROUP, LIVE_GROUP, Keys
+from streams.lease import Lease
+from streams.outputs import StreamCaps, add_effects, add_ledger_changes, dead_letter
+from streams.schema import parse_event
+from worker.backoff import compute_backoff
+from worker.settings import Settings
+from worker.signals import StopFlag
+
+log = structlog.get_logger("router.worker")
+
+DecisionHook = Callable[[Decision], None]
+
+
+class BatchAborted(Exception):
+    """Processing failed unexpectedly; the batch is dropped and retried from the snapshot."""
+
+
+class RoutingWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        r: redis.Redis,
+        *,
+        dry_run: bool = False,
+        catalog: Catalog | None = None,
+        stop: StopFlag | None = None,
+        clock: Callable[[], float] = time.time,
+        on_decision: DecisionHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.r = r
+        self.dry_run = dry_run
+        self.catalog = catalog or load_catalog(settings.catalog_path)
+        self.stop = stop or StopFlag()
+        self.clock = clock
+        self.on_decision = on_decision
+        self.keys = Keys(settings.prefix)
+        self.state = self.keys.state(dry_run=dry_run)
+        self.group = DRY_RUN_GROUP if dry_run else LIVE_GROUP
+        self.reader = GroupReader(
+            r, stream=self.keys.events, group=self.group, consumer=settings.consumer,
+            count=settings.batch_size, block_ms=settings.block_ms,
+        )
+        self.committer = Committer(r)
+        self.lease = Lease(
+            r, leader_key=self.state.leader, fence_key=self.state.fence,
+            holder=settings.consumer, ttl_ms=settings.lease_ttl_ms,
+        )
+        self.caps = StreamCaps(status=settings.status_maxlen, assign=settings.assign_maxlen, decisions=settings.decisions_maxlen)
+        self.scorer = _load_scorer(settings.ev_scorer)
+        self.router: Router | None = None
+        self.models = frozenset(self.catalog.models)
+        self.processed = 0
+        self.decisions = 0
+        self._failures: dict[str, str] = {}  # entry id -> last unexpected error, for its dead letter
+        self._renewed_at = 0.0
+        self._rand = random.Random()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.stop.install()
+        log.info("worker starting", dry_run=self.dry_run, settings=self.settings.masked())
+        attempt = 0
+        while not self.stop.stopping:
+            try:
+                self.step()
+                attempt = 0
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                attempt += 1
+                delay = compute_backoff(attempt, rand=self._rand)
+                log.warning("redis unavailable, backing off", error=str(exc), attempt=attempt, delay_s=round(delay, 2))
+                self._lose_state()
+                self.stop.wait(delay)
+        self._shutdown()
+        return 0
+
+    def step(self) -> None:
+        """One turn: make sure we lead with a fresh ledger, then read and route one batch."""
+        if not self._ensure_leader():
+            self.stop.wait(self.settings.lease_ttl_ms / 3000)
+            return
+        entries = self.reader.read()
+        if entries:
+            self.process(entries)
+
+    def _ensure_leader(self) -> bool:
+        now = time.monotonic()
+        if self.router is not None and now - self._renewed_at < self.settings.lease_ttl_ms / 3000:
+            return True
+        held = self.lease.value is not None and self.lease.renew()
+        if self.router is not None and not held:
+            log.warning("lease lost; standing by")
+            self._lose_state()
+        if not held and not self.lease.try_acquire():
+            return False
+        self._renewed_at = now
+        if self.router is None:
+            log.info("leading", token=self.lease.token, holder=self.settings.consumer)
+            self.reader.ensure_group()
+            self.router = self._restore()
+            self._reclaim()
+        return self.router is not None
+
+    def _reclaim(self) -> None:
+        """Process what a crashed or deposed leader left pending, before any new entry."""
+        for entries in self.reader.reclaim():
+            if self.router is None:
+                return
+            self.process(entries)
+
+    def process(self, entries: list[Entry]) -> None:
+        router = self.router
+        assert router is not None
+        now_ms = int(self.clock() * 1000)
+        router.begin_batch(entries[-1].entry_id)
+        step = AtomicStep(self.state.leader)
+        try:
+            effects = self._apply_all(router, entries, step, now_ms)
+            effects += router.match(now_ms=now_ms)
+        except BatchAborted:
+            self._lose_state()
+            return
+        add_effects(step, self.keys, effects, caps=self.caps, dry_run=self.dry_run)
+        add_ledger_changes(step, self.state, router.drain_changes(), ev_window=self.settings.ev_window)
+        try:
+            self.committer.commit(step, fence=self.lease.value)
+        except FencedOut as exc:
+            log.warning("write refused: no longer the leader", error=str(exc))
+            self.lease.value = None
+            self._lose_state()
+            return
+        except Exception:
+            self._lose_state()  # unknown whether it landed: the snapshot will tell
+            raise
+        for entry in entries:
+            self._failures.pop(entry.entry_id, None)
+        self.processed += len(entries)
+        self._report(effects)
+
+    def _apply_all(self, router: Router, entries: list[Entry], step: AtomicStep, now_ms: int) -> list[Effect]:
+        effects: list[Effect] = []
+        for entry in entries:
+            error = self._rejection(entry)
+            if error is None:
+                try:
+                    event = parse_event(entry.data or b"", models=self.models, max_bytes=self.settings.max_event_bytes)
+                    effects += router.apply(event, event_id=entry.entry_id, now_ms=now_ms)
+                except InvalidEvent as exc:
+                    error = str(exc)
+                except Exception as exc:  # a bug or a broken scorer: retry a bounded number of times
+                    self._failures[entry.entry_id] = f"{type(exc).__name__}: {exc}"
+                    log.exception("processing failed; batch will be retried", entry_id=entry.entry_id, deliveries=entry.deliveries)
+                    raise BatchAborted from exc
+            if error is not None:
+                self._dead_letter(step, entry, error)
+            step.xack(self.keys.events, self.group, entry.entry_id)
+        return effects
+
+    def _rejection(self, entry: Entry) -> str | None:
+        if entry.data is None:
+            return "entry has no 'data' field"
+        if entry.deliveries > self.settings.max_deliveries:
+            last = self._failures.get(entry.entry_id, "unknown error (the worker may have crashed on it)")
+            return f"failed after {entry.deliveries - 1} deliveries: {last}"
+        return None
+
+    def _dead_letter(self, step: AtomicStep, entry: Entry, error: str) -> None:
+        log.warning("input rejected", entry_id=entry.entry_id, error=error, dry_run=self.dry_run)
+        if not self.dry_run:  # the live worker owns router:dead; a shadow only logs
+            step.xadd(self.keys.dead, encode(dead_letter(entry.entry_id, entry.data, error)))
+
+    def _report(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if not isinstance(effect, Decision):
+                continue
+            self.decisions += 1
+            chosen = effect.chosen
+            log.info(
+                "decision",
+                decision_id=effect.decision_id,
+                task_id=effect.task.task_id,
+                outcome=effect.outcome.value,
+                reason_code=effect.reason_code.value,
+                model=chosen.model if chosen else None,
+                slot_id=chosen.slot_id if chosen else None,
+                ev=effect.thresholds.ev,
+                priority=effect.task.priority,
+                dry_run=effect.dry_run,
+            )
+            if self.on_decision is not None:
+                self.on_decision(effect)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _restore(self) -> Router:
+        router = Router(
+            self.catalog,
+            config=RouterConfig(stale_after_s=self.settings.stale_after_s, ev_window=self.settings.ev_window, dry_run=self.dry_run),
+            scorer=self.scorer,
+        )
+        router.restore(
+            slots=[decode(v) for v in self.r.hgetall(self.state.slots).values()],
+            waiting=[decode(v) for v in self.r.hgetall(self.state.waiting).values()],
+            assigned={_text(k): decode(v) for k, v in self.r.hgetall(self.state.assigned).items()},
+            ev_values=[float(v) for v in self.r.lrange(self.state.ev_window, 0, -1)],
+            utilisation={_text(k): float(v) for k, v in self.r.hgetall(self.state.utilisation).items()},
+        )
+        log.info("ledger restored", **router.stats(int(self.clock() * 1000)))
+        return router
+
+    def _lose_state(self) -> None:
+        """Forget the in-memory ledger; the next turn rebuilds it from the committed snapshot."""
+        self.router = None
+
+    def _shutdown(self) -> None:
+        try:
+            self.lease.release()
+        except redis.RedisError:
+            pass
+        log.info("worker stopped", processed=self.processed, decisions=self.decisions)
+
+
+def _load_scorer(spec: str | None) -> Scorer | None:
+    if not spec:
+        return None
+    module_name, _, attr = spec.partition(":")
+    try:
+        scorer = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"ROUTER_EV_SCORER={spec!r}: {exc}") from None
+    if not callable(scorer):
+        raise ConfigError(f"ROUTER_EV_SCORER={spec!r} is not callable")
+    return _typed_scorer(scorer)
+
+
+def _typed_scorer(fn: Callable[[Task], Any]) -> Scorer:
+    return lambda task: float(fn(task))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
