@@ -80,7 +80,9 @@ class Catalog:
         return {name: best[name] for name, needed in requires.items() if best[name] < needed}
 
     def estimate(self, layer: str) -> LayerEstimate:
-        return self.layers.get(layer) or self.layers.get(DEFAULT_LAYER) or LayerEstimate(input_tokens=0, output_tokens=0)
+        return (
+            self.layers.get(layer) or self.layers.get(DEFAULT_LAYER) or LayerEstimate(input_tokens=0, output_tokens=0)
+        )
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:

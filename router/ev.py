@@ -25,7 +25,7 @@ class EVWindow:
             raise ValueError("EV window size must be at least 1")
         self.size = size
         self._recent: deque[float] = deque()
-        self._sorted: SortedList = SortedList()
+        self._sorted: SortedList[float] = SortedList()
         for value in values:
             self.add(value)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from itertools import chain, islice
 from dataclasses import dataclass
+from itertools import chain, islice
 
 from router.catalog import PREMIUM_TIER, Catalog, Model
 from router.slots import SlotLedger, SlotRecord
@@ -90,7 +90,9 @@ def route(a: Assessment, catalog: Catalog, ledger: SlotLedger, *, now_ms: int) -
     alternatives = tuple(_explain(a, catalog, ledger, now_ms, chosen))
     if chosen is None:
         code, reason = _await_reason(a, alternatives)
-        return Routed(outcome=Outcome.AWAIT_SLOT, reason_code=code, reason=reason, chosen=None, alternatives=alternatives)
+        return Routed(
+            outcome=Outcome.AWAIT_SLOT, reason_code=code, reason=reason, chosen=None, alternatives=alternatives
+        )
     slot = ChosenSlot(slot_id=chosen.slot_id, model=chosen.model, account=chosen.account, tier=chosen.tier)
     code, reason = _assigned_reason(a, slot)
     return Routed(outcome=Outcome.ASSIGNED, reason_code=code, reason=reason, chosen=slot, alternatives=alternatives)
@@ -189,7 +191,9 @@ def _incapable_alternatives(a: Assessment, catalog: Catalog, ledger: SlotLedger)
 
 
 def _shortfall_text(model: Model, task: Task) -> str:
-    return ", ".join(f"{name} {has} < {needed}" for name, (needed, has) in sorted(model.shortfalls(task.requires).items()))
+    return ", ".join(
+        f"{name} {has} < {needed}" for name, (needed, has) in sorted(model.shortfalls(task.requires).items())
+    )
 
 
 def _numbers(a: Assessment) -> str:
@@ -210,7 +214,10 @@ def _override_why(a: Assessment) -> str:
 def _assigned_reason(a: Assessment, slot: ChosenSlot) -> tuple[ReasonCode, str]:
     where = f"Assigned to {slot.slot_id} ({slot.model}, tier {slot.tier})"
     if a.override:
-        return ReasonCode.OVERRIDE_HIGHEST_TIER, f"{where}: {_override_why(a)}, so it takes the highest free tier; {_numbers(a)}."
+        return (
+            ReasonCode.OVERRIDE_HIGHEST_TIER,
+            f"{where}: {_override_why(a)}, so it takes the highest free tier; {_numbers(a)}.",
+        )
     if slot.tier >= PREMIUM_TIER and a.min_tier is not None and a.min_tier >= PREMIUM_TIER:
         return ReasonCode.ONLY_PREMIUM_RATEABLE, f"{where}: only premium models meet its requirements; {_numbers(a)}."
     premium_note = ""
@@ -247,7 +254,11 @@ def _await_reason(a: Assessment, alternatives: tuple[Alternative, ...]) -> tuple
 
 
 def _unroutable_reason(a: Assessment) -> str:
-    gaps = ", ".join(f"{name} {needed} (best {a.unreachable.get(name, 0)})" for name, needed in sorted(a.task.requires.items()) if name in a.unreachable)
+    gaps = ", ".join(
+        f"{name} {needed} (best {a.unreachable.get(name, 0)})"
+        for name, needed in sorted(a.task.requires.items())
+        if name in a.unreachable
+    )
     if not gaps:
         gaps = "no single model meets all requirements together: " + ", ".join(
             f"{n} {v}" for n, v in sorted(a.task.requires.items())

@@ -63,11 +63,11 @@ PoolKey = tuple[str, str]  # (model, account)
 class Pool:
     """Slot ids of one (model, account) by state, sorted so the smallest id wins ties cheaply."""
 
-    free: SortedList = field(default_factory=SortedList)
-    busy: SortedList = field(default_factory=SortedList)
-    gone: SortedList = field(default_factory=SortedList)
+    free: SortedList[str] = field(default_factory=SortedList)
+    busy: SortedList[str] = field(default_factory=SortedList)
+    gone: SortedList[str] = field(default_factory=SortedList)
 
-    def bucket(self, state: SlotState) -> SortedList:
+    def bucket(self, state: SlotState) -> SortedList[str]:
         return {SlotState.FREE: self.free, SlotState.BUSY: self.busy, SlotState.GONE: self.gone}[state]
 
     def __len__(self) -> int:
@@ -101,7 +101,7 @@ class SlotLedger:
             return None
         for slot_id in pool.free:
             if self.is_live(self.slots[slot_id], now_ms):
-                return slot_id
+                return str(slot_id)
         return None
 
     def pools_with_live_free(self, now_ms: int) -> Iterator[PoolKey]:

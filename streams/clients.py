@@ -21,7 +21,7 @@ def _publish(r: redis.Redis, stream: str, doc: Mapping[str, Any]) -> str:
 def _follow(r: redis.Redis, stream: str, *, last_id: str, block_ms: int) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (entry id, document) from `last_id` on; blocks up to `block_ms` per read, forever."""
     while True:
-        reply = r.xread({stream: last_id}, count=500, block=block_ms)
+        reply: Any = r.xread({stream: last_id}, count=500, block=block_ms)
         for _, entries in reply or []:
             for entry_id, fields in entries:
                 last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
@@ -37,7 +37,9 @@ class Dispatcher:
         self.r = r
         self.keys = keys or Keys()
 
-    def publish_task(self, task_id: str, *, priority: int, requires: Mapping[str, int] | None = None, **optional: Any) -> str:
+    def publish_task(
+        self, task_id: str, *, priority: int, requires: Mapping[str, int] | None = None, **optional: Any
+    ) -> str:
         doc = {"type": "task.pending", "task_id": task_id, "priority": priority, "requires": dict(requires or {})}
         doc.update({k: v for k, v in optional.items() if v is not None})
         return _publish(self.r, self.keys.events, doc)
@@ -45,7 +47,9 @@ class Dispatcher:
     def cancel(self, task_id: str) -> str:
         return _publish(self.r, self.keys.events, {"type": "task.cancelled", "task_id": task_id})
 
-    def follow_status(self, *, last_id: str = "$", block_ms: int = STATUS_BLOCK_MS) -> Iterator[tuple[str, dict[str, Any]]]:
+    def follow_status(
+        self, *, last_id: str = "$", block_ms: int = STATUS_BLOCK_MS
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         return _follow(self.r, self.keys.status, last_id=last_id, block_ms=block_ms)
 
 
@@ -61,7 +65,12 @@ class Slot:
         self.last_id = "0"
 
     def free(self, *, completed: Mapping[str, Any] | None = None) -> str:
-        doc: dict[str, Any] = {"type": "slot.free", "slot_id": self.slot_id, "model": self.model, "account": self.account}
+        doc: dict[str, Any] = {
+            "type": "slot.free",
+            "slot_id": self.slot_id,
+            "model": self.model,
+            "account": self.account,
+        }
         if completed is not None:
             doc["completed"] = dict(completed)
         return _publish(self.r, self.keys.events, doc)
@@ -77,7 +86,7 @@ class Slot:
 
     def next_assignment(self, *, block_ms: int = STATUS_BLOCK_MS) -> dict[str, Any] | None:
         """The next assignment after the last one read, or None if none came within `block_ms`."""
-        reply = self.r.xread({self.keys.assign(self.slot_id): self.last_id}, count=1, block=block_ms)
+        reply: Any = self.r.xread({self.keys.assign(self.slot_id): self.last_id}, count=1, block=block_ms)
         for _, entries in reply or []:
             for entry_id, fields in entries:
                 self.last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
@@ -97,22 +106,23 @@ class Ops:
 
     def recent_decisions(self, *, count: int = 100) -> list[tuple[str, dict[str, Any]]]:
         """The last `count` decision records, oldest first."""
-        entries = self.r.xrevrange(self.keys.decisions, count=count)
-        out = []
-        for entry_id, fields in reversed(entries):
-            data = entry_data(fields)
-            if data is not None:
-                out.append((entry_id.decode() if isinstance(entry_id, bytes) else entry_id, decode(data)))
-        return out
+        return _newest(self.r, self.keys.decisions, count)
 
-    def follow_decisions(self, *, last_id: str = "$", block_ms: int = STATUS_BLOCK_MS) -> Iterator[tuple[str, dict[str, Any]]]:
+    def follow_decisions(
+        self, *, last_id: str = "$", block_ms: int = STATUS_BLOCK_MS
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         return _follow(self.r, self.keys.decisions, last_id=last_id, block_ms=block_ms)
 
     def dead_letters(self, *, count: int = 100) -> list[tuple[str, dict[str, Any]]]:
-        entries = self.r.xrevrange(self.keys.dead, count=count)
-        out = []
-        for entry_id, fields in reversed(entries):
-            data = entry_data(fields)
-            if data is not None:
-                out.append((entry_id.decode() if isinstance(entry_id, bytes) else entry_id, decode(data)))
-        return out
+        return _newest(self.r, self.keys.dead, count)
+
+
+def _newest(r: redis.Redis, stream: str, count: int) -> list[tuple[str, dict[str, Any]]]:
+    """The last `count` entries of a stream, oldest first, decoded."""
+    entries: Any = r.xrevrange(stream, count=count)
+    out = []
+    for entry_id, fields in reversed(entries):
+        data = entry_data(fields)
+        if data is not None:
+            out.append((entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id), decode(data)))
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -36,7 +37,9 @@ class GroupReader:
                 raise
 
     def read(self) -> list[Entry]:
-        reply = self.r.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=self.count, block=self.block_ms)
+        reply: Any = self.r.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=self.count, block=self.block_ms
+        )
         if not reply:
             return []
         _, entries = reply[0]
@@ -47,7 +50,9 @@ class GroupReader:
         batches, with how often each was delivered so poison entries can be retired."""
         cursor = "0-0"
         while True:
-            reply = self.r.xautoclaim(self.stream, self.group, self.consumer, min_idle_time=0, start_id=cursor, count=self.count)
+            reply: Any = self.r.xautoclaim(
+                self.stream, self.group, self.consumer, min_idle_time=0, start_id=cursor, count=self.count
+            )
             cursor, claimed = _text(reply[0]), reply[1]
             deleted = [_text(i) for i in reply[2]] if len(reply) > 2 else []
             if deleted:  # trimmed away while pending: nothing left to process
@@ -60,9 +65,9 @@ class GroupReader:
                 return
 
     def _deliveries(self, ids: list[str]) -> dict[str, int]:
-        pending = self.r.xpending_range(self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) + 16)
+        pending: Any = self.r.xpending_range(self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) + 16)
         return {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
 
 
-def _text(value: bytes | str) -> str:
+def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else value

@@ -31,7 +31,13 @@ def add_effects(step: AtomicStep, keys: Keys, effects: list[Effect], *, caps: St
         elif dry_run:
             continue  # a dry run publishes decision records and nothing else
         elif isinstance(effect, Cancelled):
-            status = {"type": "cancelled", "task_id": effect.task_id, "decision_id": None, "reason": "cancelled by the dispatcher while awaiting a slot", "at": effect.at_ms}
+            status = {
+                "type": "cancelled",
+                "task_id": effect.task_id,
+                "decision_id": None,
+                "reason": "cancelled by the dispatcher while awaiting a slot",
+                "at": effect.at_ms,
+            }
             step.xadd(keys.status, encode(status), maxlen=caps.status)
         elif isinstance(effect, UsageReported):
             step.xadd(keys.usage, encode(usage_message(effect)), maxlen=caps.usage)

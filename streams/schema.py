@@ -46,7 +46,7 @@ def parse_event(raw: bytes, *, models: Collection[str], max_bytes: int = DEFAULT
     parser = _PARSERS.get(kind) if isinstance(kind, str) else None
     if parser is None:
         raise InvalidEvent(f"unknown or missing type {kind!r}; expected one of {', '.join(sorted(_PARSERS))}")
-    return parser(_Fields(kind, doc), models)
+    return parser(_Fields(str(kind), doc), models)
 
 
 class _Fields:
@@ -79,7 +79,9 @@ class _Fields:
     def integer(self, name: str, *, low: int, high: int, required: bool = False) -> int | None:
         return _integer(self, self.doc, name, low=low, high=high, required=required)
 
-    def number(self, name: str, *, low: float | None = None, high: float | None = None, required: bool = False) -> float | None:
+    def number(
+        self, name: str, *, low: float | None = None, high: float | None = None, required: bool = False
+    ) -> float | None:
         return _number(self, self.doc, name, low=low, high=high, required=required)
 
     def model(self, models: Collection[str]) -> str:

@@ -3,7 +3,11 @@ on a machine with nothing but Python."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +26,27 @@ class EmbeddedRedis:
         return f"unix://{self.socket_path}?db=0"
 
     def close(self) -> None:
-        try:
-            self._server.shutdown(save=False, now=True)
-        except Exception:  # noqa: BLE001 - already gone is fine
-            pass
+        """Stop the server at once (nothing is persisted) and remove its files."""
+        pid = getattr(self._server, "pid", None)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                _wait_gone(pid, timeout_s=5.0)
+            except ProcessLookupError:
+                pass
+        redis_dir = getattr(self._server, "redis_dir", None)
+        if redis_dir:
+            shutil.rmtree(redis_dir, ignore_errors=True)
         if self._dir is not None:
             self._dir.cleanup()
+
+
+def _wait_gone(pid: int, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)

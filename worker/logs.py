@@ -24,7 +24,9 @@ def configure(level: str = "info", *, json: bool = True) -> None:
         factory = structlog.PrintLoggerFactory(sys.stderr)
     structlog.configure(
         processors=[*processors, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping().get(level.upper(), logging.INFO)),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
         logger_factory=factory,  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )

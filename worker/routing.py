@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import random
 import time
@@ -59,15 +60,24 @@ class RoutingWorker:
         self.state = self.keys.state(dry_run=dry_run)
         self.group = DRY_RUN_GROUP if dry_run else LIVE_GROUP
         self.reader = GroupReader(
-            r, stream=self.keys.events, group=self.group, consumer=settings.consumer,
-            count=settings.batch_size, block_ms=settings.block_ms,
+            r,
+            stream=self.keys.events,
+            group=self.group,
+            consumer=settings.consumer,
+            count=settings.batch_size,
+            block_ms=settings.block_ms,
         )
         self.committer = Committer(r)
         self.lease = Lease(
-            r, leader_key=self.state.leader, fence_key=self.state.fence,
-            holder=settings.consumer, ttl_ms=settings.lease_ttl_ms,
+            r,
+            leader_key=self.state.leader,
+            fence_key=self.state.fence,
+            holder=settings.consumer,
+            ttl_ms=settings.lease_ttl_ms,
         )
-        self.caps = StreamCaps(status=settings.status_maxlen, assign=settings.assign_maxlen, decisions=settings.decisions_maxlen)
+        self.caps = StreamCaps(
+            status=settings.status_maxlen, assign=settings.assign_maxlen, decisions=settings.decisions_maxlen
+        )
         self.scorer = _load_scorer(settings.ev_scorer)
         self.router: Router | None = None
         self.models = frozenset(self.catalog.models)
@@ -171,7 +181,9 @@ class RoutingWorker:
                     error = str(exc)
                 except Exception as exc:  # a bug or a broken scorer: retry a bounded number of times
                     self._failures[entry.entry_id] = f"{type(exc).__name__}: {exc}"
-                    log.exception("processing failed; batch will be retried", entry_id=entry.entry_id, deliveries=entry.deliveries)
+                    log.exception(
+                        "processing failed; batch will be retried", entry_id=entry.entry_id, deliveries=entry.deliveries
+                    )
                     raise BatchAborted from exc
             if error is not None:
                 self._dead_letter(step, entry, error)
@@ -217,7 +229,9 @@ class RoutingWorker:
     def _restore(self) -> Router:
         router = Router(
             self.catalog,
-            config=RouterConfig(stale_after_s=self.settings.stale_after_s, ev_window=self.settings.ev_window, dry_run=self.dry_run),
+            config=RouterConfig(
+                stale_after_s=self.settings.stale_after_s, ev_window=self.settings.ev_window, dry_run=self.dry_run
+            ),
             scorer=self.scorer,
         )
         router.restore(
@@ -235,10 +249,8 @@ class RoutingWorker:
         self.router = None
 
     def _shutdown(self) -> None:
-        try:
+        with contextlib.suppress(redis.RedisError):
             self.lease.release()
-        except redis.RedisError:
-            pass
         log.info("worker stopped", processed=self.processed, decisions=self.decisions)
 
 

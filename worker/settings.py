@@ -43,7 +43,9 @@ class Settings:
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
-        return f"Settings(redis_url={mask_url(self.redis_url)!r}, database_url={mask_url(self.database_url)!r}, {shown})"
+        return (
+            f"Settings(redis_url={mask_url(self.redis_url)!r}, database_url={mask_url(self.database_url)!r}, {shown})"
+        )
 
     def masked(self) -> dict[str, Any]:
         """For logs: every setting, with passwords in URLs replaced by ***."""
@@ -100,7 +102,15 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 
 
 def _check(s: Settings) -> None:
-    positive = ("batch_size", "block_ms", "max_event_bytes", "max_deliveries", "ev_window", "lease_ttl_ms", "recorder_batch")
+    positive = (
+        "batch_size",
+        "block_ms",
+        "max_event_bytes",
+        "max_deliveries",
+        "ev_window",
+        "lease_ttl_ms",
+        "recorder_batch",
+    )
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(s, name)}")

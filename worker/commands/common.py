@@ -20,9 +20,7 @@ def add_connection_options(parser: argparse.ArgumentParser, *, database: bool = 
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    overrides = {
-        name: getattr(args, name, None) for name in ("redis_url", "prefix", "catalog_path", "database_url")
-    }
+    overrides = {name: getattr(args, name, None) for name in ("redis_url", "prefix", "catalog_path", "database_url")}
     return load_settings(**overrides)
 
 

@@ -12,7 +12,9 @@ from worker.routing import RoutingWorker
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("worker", help="run the routing worker (the main job)")
     add_connection_options(p)
-    p.add_argument("--dry-run", action="store_true", help="shadow mode: own consumer group, publish only decision records")
+    p.add_argument(
+        "--dry-run", action="store_true", help="shadow mode: own consumer group, publish only decision records"
+    )
     p.add_argument("--batch-size", type=int, help="entries read per batch (env ROUTER_BATCH_SIZE)")
     p.add_argument("--block-ms", type=int, help="longest blocking read (env ROUTER_BLOCK_MS)")
     p.add_argument("--consumer", help="consumer name in the group (env ROUTER_CONSUMER)")
@@ -20,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args).with_overrides(batch_size=args.batch_size, block_ms=args.block_ms, consumer=args.consumer)
+    settings = settings_from(args).with_overrides(
+        batch_size=args.batch_size, block_ms=args.block_ms, consumer=args.consumer
+    )
     configure(settings.log_level)
     return RoutingWorker(settings, redis_from(settings), dry_run=args.dry_run).run()

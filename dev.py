@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Set-up and entry points for a fresh machine that has only Python.
+
+    python3 dev.py demo [router demo options]   # the whole system on embedded Redis and SQLite
+    python3 dev.py test [pytest options]        # the whole test suite
+    python3 dev.py run  <router subcommand ...>  # any `router` command inside the project venv
+
+The first call creates .venv and installs the project with its dev extras; later calls reinstall
+only when pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("ROUTER_VENV", ROOT / ".venv"))
+STAMP = VENV / ".installed-pyproject.sha256"
+
+
+def _python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_venv() -> Path:
+    if not _python().exists():
+        print(f"creating {VENV} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not STAMP.exists() or STAMP.read_text().strip() != digest:
+        print("installing model-router and its dependencies ...", flush=True)
+        pip = [str(_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        subprocess.run([*pip, "--upgrade", "pip"], check=True)
+        subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+        STAMP.write_text(digest)
+    return _python()
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"demo", "test", "run"}:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    python = str(ensure_venv())
+    command, rest = argv[0], argv[1:]
+    if command == "demo":
+        return subprocess.call([python, "-m", "worker.cli", "demo", *rest], cwd=ROOT)
+    if command == "test":
+        return subprocess.call([python, "-m", "pytest", *rest], cwd=ROOT)
+    return subprocess.call([python, "-m", "worker.cli", *rest], cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

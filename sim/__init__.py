@@ -1,0 +1,1 @@
+"""What-if simulator: replays real trace arrivals through the router's own policy code and baselines."""

