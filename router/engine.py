@@ -20,6 +20,7 @@ from router.values import (
     Event,
     Outcome,
     QuotaUtilisation,
+    ReasonCode,
     SlotFree,
     SlotGone,
     SlotHeartbeat,
@@ -39,6 +40,10 @@ class RouterConfig:
     stale_after_s: float = 90.0
     ev_window: int = 1000
     remember_assigned: int = 100_000  # task ids kept to ignore re-published, already assigned tasks
+    # An assigned task goes back to waiting when its slot has not reported task.started within this
+    # time and has also gone silent (no heartbeat within stale_after_s); slot.gone before start
+    # returns it at once. Slots that never send task.started but keep heartbeating keep their task.
+    assignment_timeout_s: float = 60.0
     dry_run: bool = False
 
 
@@ -131,7 +136,9 @@ class Router:
                 self.ledger.heard(slot_id, now_ms)
                 return []
             case SlotGone(slot_id=slot_id):
-                self.ledger.mark_gone(slot_id, now_ms)
+                before = self.ledger.mark_gone(slot_id, now_ms)
+                if before is not None and before.held is not None and not before.started:
+                    return [self._requeue(before, "the slot sent slot.gone before starting it", event_id, now_ms)]
                 return []
             case TaskStarted(task_id=task_id, slot_id=slot_id):
                 self.ledger.mark_started(slot_id, task_id, now_ms)
@@ -199,6 +206,47 @@ class Router:
             at_ms=now_ms,
         )
 
+    # -- lapsed assignments ------------------------------------------------------------------
+
+    def expire_assignments(self, *, now_ms: int) -> list[Decision]:
+        """Return to waiting the tasks whose slot went silent before starting them."""
+        timeout_ms = int(self.config.assignment_timeout_s * 1000)
+        lapsed = []
+        for slot_id in sorted(self.ledger.unstarted):
+            record = self.ledger.slots[slot_id]
+            if now_ms - record.since_ms > timeout_ms and not self.ledger.is_live(record, now_ms):
+                lapsed.append(record)
+        decisions = []
+        for record in lapsed:
+            silent_s = (now_ms - record.last_heard_ms) // 1000
+            before = self.ledger.mark_gone(record.slot_id, now_ms)
+            assert before is not None
+            why = f"the slot was not heard from for {silent_s}s and never reported starting it"
+            decisions.append(self._requeue(before, why, None, now_ms))
+        return decisions
+
+    def _requeue(self, before: SlotRecord, why: str, event_id: str | None, now_ms: int) -> Decision:
+        assert before.held is not None and before.task_id is not None
+        waiting = _waiting_from_json(before.held)
+        waiting.await_decision_id = None
+        self.assigned.pop(before.task_id, None)
+        self._changes.assigned[before.task_id] = None
+        self.waiting.add(waiting)
+        assessment = self._assess(waiting.task, waiting.ev)
+        routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
+        reason = f"Assignment to {before.slot_id} ({before.model}) lapsed: {why}; the task waits again."
+        lapsed = Routed(
+            outcome=Outcome.AWAIT_SLOT,
+            reason_code=ReasonCode.ASSIGNMENT_LAPSED,
+            reason=reason,
+            chosen=None,
+            alternatives=routed.alternatives,
+        )
+        decision = self._decision(assessment, lapsed, event_id=event_id, now_ms=now_ms)
+        waiting.await_decision_id = decision.decision_id
+        self._changes.waiting[waiting.task.task_id] = _waiting_to_json(waiting)
+        return decision
+
     # -- the matching round ------------------------------------------------------------------
 
     def match(self, *, now_ms: int) -> list[Decision]:
@@ -239,7 +287,13 @@ class Router:
         assert chosen is not None
         task_id = waiting.task.task_id
         self._drop_waiting(task_id)
-        self.ledger.mark_busy(chosen.slot_id, task_id=task_id, decision_id=decision.decision_id, now_ms=now_ms)
+        self.ledger.mark_busy(
+            chosen.slot_id,
+            task_id=task_id,
+            decision_id=decision.decision_id,
+            now_ms=now_ms,
+            held=_waiting_to_json(waiting),
+        )
         self._remember_assigned(task_id, {"slot_id": chosen.slot_id, "decision_id": decision.decision_id, "at_ms": now_ms})
 
     def _announce_wait(self, waiting: WaitingTask, now_ms: int) -> Decision:

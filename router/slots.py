@@ -27,6 +27,9 @@ class SlotRecord:
     task_id: str | None = None
     decision_id: str | None = None
     started: bool = False
+    # the assigned task as it waited, kept until the slot reports it started, so that an assignment
+    # that lapses (the slot left or went silent first) can go back to waiting in its old place
+    held: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -39,6 +42,7 @@ class SlotRecord:
             "task_id": self.task_id,
             "decision_id": self.decision_id,
             "started": self.started,
+            "held": self.held,
         }
 
     @classmethod
@@ -53,6 +57,7 @@ class SlotRecord:
             task_id=doc.get("task_id"),
             decision_id=doc.get("decision_id"),
             started=bool(doc.get("started", False)),
+            held=doc.get("held"),
         )
 
 
@@ -81,6 +86,7 @@ class SlotLedger:
         self.pools: dict[PoolKey, Pool] = {}
         # quota utilisation per (account, model), 0..1; unknown counts as 0
         self.utilisation: dict[PoolKey, float] = {}
+        self.unstarted: set[str] = set()  # busy slots that have not reported task.started
         self.dirty: set[str] = set()
         self.dirty_utilisation: set[PoolKey] = set()
 
@@ -123,6 +129,8 @@ class SlotLedger:
         """Put a record back from a snapshot, without marking it dirty."""
         self.slots[record.slot_id] = record
         self._pool(record).bucket(record.state).add(record.slot_id)
+        if record.state is SlotState.BUSY and not record.started:
+            self.unstarted.add(record.slot_id)
 
     def mark_free(self, *, slot_id: str, model: str, account: str, now_ms: int) -> SlotRecord | None:
         """Register or free a slot; returns what it was before (None if new)."""
@@ -136,6 +144,7 @@ class SlotLedger:
         )
         self.slots[slot_id] = record
         self._pool(record).free.add(slot_id)
+        self.unstarted.discard(slot_id)
         self.dirty.add(slot_id)
         return before
 
@@ -158,20 +167,28 @@ class SlotLedger:
         record.task_id = None
         record.decision_id = None
         record.started = False
+        record.held = None
+        self.unstarted.discard(slot_id)
         return before
 
-    def mark_busy(self, slot_id: str, *, task_id: str, decision_id: str, now_ms: int) -> None:
+    def mark_busy(
+        self, slot_id: str, *, task_id: str, decision_id: str, now_ms: int, held: dict[str, Any] | None = None
+    ) -> None:
         record = self.slots[slot_id]
         self._move(record, SlotState.BUSY, now_ms)
         record.task_id = task_id
         record.decision_id = decision_id
         record.started = False
+        record.held = held
+        self.unstarted.add(slot_id)
 
     def mark_started(self, slot_id: str, task_id: str, now_ms: int) -> bool:
         record = self.slots.get(slot_id)
         if record is None or record.state is not SlotState.BUSY or record.task_id != task_id:
             return False
         record.started = True
+        record.held = None
+        self.unstarted.discard(slot_id)
         record.last_heard_ms = max(record.last_heard_ms, now_ms)
         self.dirty.add(slot_id)
         return True

@@ -85,6 +85,7 @@ class RoutingWorker:
         self.decisions = 0
         self._failures: dict[str, str] = {}  # entry id -> last unexpected error, for its dead letter
         self._renewed_at = 0.0
+        self._ticked_at = 0.0
         self._rand = random.Random()
 
     # -- the loop ----------------------------------------------------------------------------
@@ -103,6 +104,14 @@ class RoutingWorker:
                 log.warning("redis unavailable, backing off", error=str(exc), attempt=attempt, delay_s=round(delay, 2))
                 self._lose_state()
                 self.stop.wait(delay)
+            except Exception:  # never die: start over from the snapshot after a pause
+                attempt += 1
+                delay = compute_backoff(attempt, rand=self._rand)
+                log.exception(
+                    "unexpected error; rebuilding from the snapshot", attempt=attempt, delay_s=round(delay, 2)
+                )
+                self._lose_state()
+                self.stop.wait(delay)
         self._shutdown()
         return 0
 
@@ -112,7 +121,9 @@ class RoutingWorker:
             self.stop.wait(self.settings.lease_ttl_ms / 3000)
             return
         entries = self.reader.read()
-        if entries:
+        if entries or time.monotonic() - self._ticked_at >= 1.0:
+            # an idle turn still runs once a second: assignments can lapse with no event at all
+            self._ticked_at = time.monotonic()
             self.process(entries)
 
     def _ensure_leader(self) -> bool:
@@ -144,12 +155,19 @@ class RoutingWorker:
         router = self.router
         assert router is not None
         now_ms = int(self.clock() * 1000)
-        router.begin_batch(entries[-1].entry_id)
+        router.begin_batch(entries[-1].entry_id if entries else f"tick-{now_ms}")
         step = AtomicStep(self.state.leader)
         try:
             effects = self._apply_all(router, entries, step, now_ms)
+            effects += router.expire_assignments(now_ms=now_ms)
             effects += router.match(now_ms=now_ms)
         except BatchAborted:
+            self._lose_state()
+            return
+        except Exception as exc:  # a bug in the round: blame the batch, retry it a bounded number of times
+            log.exception("routing round failed; batch will be retried", batch=len(entries))
+            for entry in entries:
+                self._failures[entry.entry_id] = f"{type(exc).__name__}: {exc}"
             self._lose_state()
             return
         add_effects(step, self.keys, effects, caps=self.caps, dry_run=self.dry_run)
@@ -230,7 +248,10 @@ class RoutingWorker:
         router = Router(
             self.catalog,
             config=RouterConfig(
-                stale_after_s=self.settings.stale_after_s, ev_window=self.settings.ev_window, dry_run=self.dry_run
+                stale_after_s=self.settings.stale_after_s,
+                ev_window=self.settings.ev_window,
+                dry_run=self.dry_run,
+                assignment_timeout_s=self.settings.assignment_timeout_s,
             ),
             scorer=self.scorer,
         )

@@ -28,6 +28,7 @@ class Settings:
     batch_size: int = 256
     block_ms: int = 1000
     stale_after_s: float = 90.0
+    assignment_timeout_s: float = 60.0
     max_event_bytes: int = 64 * 1024
     max_deliveries: int = 5
     ev_window: int = 1000
@@ -68,6 +69,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "ROUTER_BATCH_SIZE": ("batch_size", int),
     "ROUTER_BLOCK_MS": ("block_ms", int),
     "ROUTER_STALE_AFTER_S": ("stale_after_s", float),
+    "ROUTER_ASSIGNMENT_TIMEOUT_S": ("assignment_timeout_s", float),
     "ROUTER_MAX_EVENT_BYTES": ("max_event_bytes", int),
     "ROUTER_MAX_DELIVERIES": ("max_deliveries", int),
     "ROUTER_EV_WINDOW": ("ev_window", int),
