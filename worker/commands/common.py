@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import redis
 
 from router.errors import RouterError
-from streams.connection import connect
+from streams.connection import connect, mask_url
 from worker.settings import Settings, load_settings
 
 
@@ -19,9 +20,11 @@ def add_connection_options(parser: argparse.ArgumentParser, *, database: bool = 
         parser.add_argument("--database-url", help="SQLAlchemy URL (env DATABASE_URL)")
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
+def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
+    """Environment first, then the shared connection flags, then a command's own flags (None = unset)."""
     overrides = {name: getattr(args, name, None) for name in ("redis_url", "prefix", "catalog_path", "database_url")}
-    return load_settings(**overrides)
+    overrides.update(extra)
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def redis_from(settings: Settings) -> redis.Redis:
@@ -29,5 +32,5 @@ def redis_from(settings: Settings) -> redis.Redis:
     try:
         r.ping()
     except redis.RedisError as exc:
-        raise RouterError(f"cannot reach Redis at {settings!r}: {exc}") from None
+        raise RouterError(f"cannot reach Redis at {mask_url(settings.redis_url)}: {exc}") from None
     return r

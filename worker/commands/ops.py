@@ -64,7 +64,7 @@ def _num(value: Any) -> str:
 def run_tail(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     ops = Ops(redis_from(settings), Keys(settings.prefix))
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     last_id = "$"
     for entry_id, record in ops.recent_decisions(count=max(0, args.count)):
         last_id = entry_id

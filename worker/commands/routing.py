@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from worker.commands.common import add_connection_options, redis_from, settings_from
+from streams.connection import connect
+from worker.commands.common import add_connection_options, settings_from
 from worker.logs import configure
 from worker.routing import RoutingWorker
 
@@ -22,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args).with_overrides(
-        batch_size=args.batch_size, block_ms=args.block_ms, consumer=args.consumer
-    )
+    settings = settings_from(args, batch_size=args.batch_size, block_ms=args.block_ms, consumer=args.consumer)
     configure(settings.log_level)
-    return RoutingWorker(settings, redis_from(settings), dry_run=args.dry_run).run()
+    # no ping first: an unreachable Redis at start is an outage like any other, waited out with backoff
+    client = connect(settings.redis_url, block_ms=settings.block_ms)
+    return RoutingWorker(settings, client, dry_run=args.dry_run).run()

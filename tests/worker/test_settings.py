@@ -1,0 +1,55 @@
+"""Settings come from the environment in one place; secrets never show."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.errors import ConfigError
+from worker.backoff import compute_backoff
+from worker.settings import load_settings
+
+
+def test_defaults_without_environment() -> None:
+    s = load_settings({})
+    assert (s.redis_url, s.prefix, s.batch_size, s.block_ms) == ("redis://localhost:6379/0", "router:", 256, 1000)
+
+
+def test_environment_values_are_parsed() -> None:
+    s = load_settings({"ROUTER_PREFIX": "router:{pool-a}:", "ROUTER_BATCH_SIZE": "64", "ROUTER_STALE_AFTER_S": "2.5"})
+    assert (s.prefix, s.batch_size, s.stale_after_s) == ("router:{pool-a}:", 64, 2.5)
+
+
+def test_overrides_win_over_environment() -> None:
+    assert load_settings({"ROUTER_BATCH_SIZE": "64"}, batch_size=8).batch_size == 8
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ROUTER_BATCH_SIZE": "many"}, "ROUTER_BATCH_SIZE='many' is not a valid int"),
+        ({"ROUTER_BLOCK_MS": "0"}, "block_ms must be positive"),
+        ({"ROUTER_STALE_AFTER_S": "-1"}, "stale_after_s must be positive"),
+    ],
+)
+def test_bad_values_are_refused_with_the_variable_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env)
+
+
+def test_passwords_never_show_in_repr_or_log_form() -> None:
+    s = load_settings(
+        {"REDIS_URL": "rediss://:hunter2@redis.example:6380/0", "DATABASE_URL": "postgresql+psycopg://app:pw9@db/x"}
+    )
+    for text in (repr(s), str(s), str(s.masked())):
+        assert "hunter2" not in text and "pw9" not in text
+    assert s.masked()["redis_url"] == "rediss://:***@redis.example:6380/0"
+
+
+def test_backoff_is_capped_and_grows() -> None:
+    import random
+
+    rand = random.Random(1)
+    first = [compute_backoff(1, rand=rand) for _ in range(50)]
+    late = [compute_backoff(30, rand=rand) for _ in range(50)]
+    assert all(0.05 <= d <= 0.1 for d in first)
+    assert all(5.0 <= d <= 10.0 for d in late)
