@@ -45,6 +45,15 @@ class RouterConfig:
     # returns it at once. Slots that never send task.started but keep heartbeating keep their task.
     assignment_timeout_s: float = 60.0
     dry_run: bool = False
+    # Put in front of every decision id, so routers of different pools (prefixes) that share one
+    # decision store never mint the same id from equal stream entry ids.
+    id_namespace: str = ""
+    # Matching order refinement (POLICY.md "On every event"): a task that only one tier can serve
+    # goes before other tasks that could use the same free slot. Measured in docs/simulator.md.
+    sole_tier_first: bool = True
+    # Waiting-time ageing (0: off): each this many seconds a non-override task has waited counts as
+    # one more priority point in the matching order, so low priorities are not starved in a backlog.
+    age_s_per_priority_point: float = 300.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,7 +99,11 @@ class Router:
         self.catalog = catalog
         self.config = config or RouterConfig()
         self.ledger = SlotLedger(stale_after_ms=int(self.config.stale_after_s * 1000))
-        self.waiting = WaitingIndex()
+        self.waiting = WaitingIndex(
+            tiers={m.model_id: m.tier for m in catalog.models.values()},
+            sole_tier_first=self.config.sole_tier_first,
+            age_s_per_point=self.config.age_s_per_priority_point,
+        )
         self.ev_window = EVWindow(size=self.config.ev_window)
         self.resolver = EVResolver(scorer=scorer)
         self.assigned: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -274,7 +287,9 @@ class Router:
             routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
             if routed.chosen is None:  # the index and route() disagree: a bug; never loop forever on it
                 raise AssertionError(f"index offered {waiting.task.task_id} but route() found no slot")
-            decision = self._decision(assessment, routed, event_id=self._trigger(waiting.task.task_id, routed), now_ms=now_ms)
+            decision = self._decision(
+                assessment, routed, event_id=self._trigger(waiting.task.task_id, routed), now_ms=now_ms
+            )
             self._commit_assignment(waiting, decision, now_ms)
             decisions.append(decision)
             chosen_pool: PoolKey = (routed.chosen.model, routed.chosen.account)
@@ -294,7 +309,9 @@ class Router:
             now_ms=now_ms,
             held=_waiting_to_json(waiting),
         )
-        self._remember_assigned(task_id, {"slot_id": chosen.slot_id, "decision_id": decision.decision_id, "at_ms": now_ms})
+        self._remember_assigned(
+            task_id, {"slot_id": chosen.slot_id, "decision_id": decision.decision_id, "at_ms": now_ms}
+        )
 
     def _announce_wait(self, waiting: WaitingTask, now_ms: int) -> Decision:
         assessment = self._assess(waiting.task, waiting.ev)
@@ -315,7 +332,7 @@ class Router:
 
     def _decision(self, assessment: Assessment, routed: Routed, *, event_id: str | None, now_ms: int) -> Decision:
         self._batch_seq += 1
-        prefix = "dry:" if self.config.dry_run else ""
+        prefix = ("dry:" if self.config.dry_run else "") + self.config.id_namespace
         return Decision(
             decision_id=f"{prefix}{self._batch_id}.{self._batch_seq}",
             task=assessment.task,
@@ -387,7 +404,13 @@ class Router:
             for slot_id in pool.free
             if not self.ledger.is_live(self.ledger.slots[slot_id], now_ms)
         )
-        return {"waiting": len(self.waiting), "slots": counts, "stale_free": stale, "p50": self.ev_window.p50, "p90": self.ev_window.p90}
+        return {
+            "waiting": len(self.waiting),
+            "slots": counts,
+            "stale_free": stale,
+            "p50": self.ev_window.p50,
+            "p90": self.ev_window.p90,
+        }
 
 
 def _waiting_to_json(w: WaitingTask) -> dict[str, Any]:

@@ -10,7 +10,7 @@ O(waiting tasks).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sortedcontainers import SortedDict, SortedList
@@ -20,6 +20,9 @@ from router.policy import OVERRIDE_QUEST_PRIORITY, PREMIUM_BLOCK_PRIORITY
 from router.values import Task
 
 Entry = tuple[float, int, str]  # (-ev, arrival seq, task_id): ascending order = best first
+# (since_ms / ageing step - priority, -ev, seq, task_id, priority): ascending order = best aged first
+AgedEntry = tuple[float, float, int, str, int]
+AGED_SCAN = 32  # aged entries looked at for one that premium may serve, before the exact bucket search
 _Allowed = Callable[[int, float], bool]  # may a task of this priority and EV use the free models?
 
 
@@ -45,10 +48,11 @@ class WaitingTask:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Rank:
-    """Matching order, larger first: override, then priority, then EV, then earlier arrival."""
+    """Matching order, larger first: override, then priority (aged, when ageing is on), then EV,
+    then earlier arrival."""
 
     override: bool
-    priority: int
+    priority: float
     ev: float
     neg_seq: int
 
@@ -57,9 +61,15 @@ class Rank:
 class _Group:
     models: frozenset[str]
     min_tier: int
-    quest: SortedDict = field(default_factory=SortedDict)  # priority -> SortedList[Entry]
-    normal: SortedDict = field(default_factory=SortedDict)  # priority -> SortedList[Entry]
-    normal_by_ev: SortedList = field(default_factory=SortedList)  # every normal Entry
+    # every model that can serve these tasks is of one tier: a slot of that tier is their only way out
+    sole_tier: bool = False
+    # ageing: waiting this long counts as one priority point (0: off). priority - waited / step
+    # orders tasks the same at every instant, so one sorted list holds the aged order.
+    age_ms_per_point: float = 0.0
+    normal_aged: SortedList[AgedEntry] = field(default_factory=SortedList)  # every normal AgedEntry, if ageing
+    quest: SortedDict[int, SortedList[Entry]] = field(default_factory=SortedDict)  # priority -> bucket
+    normal: SortedDict[int, SortedList[Entry]] = field(default_factory=SortedDict)  # priority -> bucket
+    normal_by_ev: SortedList[Entry] = field(default_factory=SortedList)  # every normal Entry
     size: int = 0
 
     def add(self, w: WaitingTask) -> None:
@@ -67,6 +77,8 @@ class _Group:
         buckets.setdefault(w.task.priority, SortedList()).add(w.entry)
         if not w.is_quest_override:
             self.normal_by_ev.add(w.entry)
+            if self.age_ms_per_point > 0:
+                self.normal_aged.add(self._aged(w))
         self.size += 1
 
     def remove(self, w: WaitingTask) -> None:
@@ -77,7 +89,12 @@ class _Group:
             del buckets[w.task.priority]
         if not w.is_quest_override:
             self.normal_by_ev.remove(w.entry)
+            if self.age_ms_per_point > 0:
+                self.normal_aged.remove(self._aged(w))
         self.size -= 1
+
+    def _aged(self, w: WaitingTask) -> AgedEntry:
+        return (w.since_ms / self.age_ms_per_point - w.task.priority, -w.ev, w.seq, w.task.task_id, w.task.priority)
 
     def first(self, *, p50: float | None, p90: float | None, premium_only: bool) -> tuple[Rank, str] | None:
         """The first task in matching order that may use the free models (premium only or not)."""
@@ -87,7 +104,14 @@ class _Group:
             return not premium_rule or priority >= PREMIUM_BLOCK_PRIORITY or p50 is None or ev >= p50
 
         found = self._first_override(p90, allowed)
-        return found if found is not None else self._first_normal(p90, allowed)
+        if found is not None:
+            return found
+        if self.age_ms_per_point > 0:
+            # no override waits here, so no normal entry has EV > P90: only the premium rule filters
+            for entry in self.normal_aged.islice(0, AGED_SCAN if premium_rule else 1):
+                if allowed(entry[4], -entry[1]):
+                    return Rank(False, -entry[0], -entry[1], -entry[2]), entry[3]
+        return self._first_normal(p90, allowed)
 
     def _first_override(self, p90: float | None, allowed: _Allowed) -> tuple[Rank, str] | None:
         ev_overrides = p90 is not None and bool(self.normal_by_ev) and -self.normal_by_ev[0][0] > p90
@@ -110,7 +134,7 @@ class _Group:
     def _first_normal(self, p90: float | None, allowed: _Allowed) -> tuple[Rank, str] | None:
         for priority in reversed(self.normal.keys()):
             bucket = self.normal[priority]
-            index = 0 if p90 is None else bucket.bisect_left((-p90,))  # first entry with EV <= P90
+            index = 0 if p90 is None else bucket.bisect_left((-p90, -1, ""))  # first entry with EV <= P90
             if index < len(bucket):
                 entry = bucket[index]
                 if allowed(priority, -entry[0]):
@@ -119,10 +143,24 @@ class _Group:
 
 
 class WaitingIndex:
-    def __init__(self) -> None:
+    """`tiers` (model -> tier) and `sole_tier_first` refine the matching order: when on, a task that
+    only one tier can serve (in practice: only premium models meet its requirements) goes before any
+    other task that may use the same free slots, because every other contender could be served
+    elsewhere. Off, or without `tiers`, the order is override, priority, EV, arrival.
+
+    `age_s_per_point` > 0 ages non-override tasks: each that many seconds of waiting counts as one
+    more priority point, so a long wait eventually beats a higher priority. Override tasks keep
+    their place ahead of all others."""
+
+    def __init__(
+        self, *, tiers: Mapping[str, int] | None = None, sole_tier_first: bool = False, age_s_per_point: float = 0.0
+    ) -> None:
         self.tasks: dict[str, WaitingTask] = {}
         self._groups: dict[frozenset[str], _Group] = {}
         self._next_seq = 0
+        self._tiers = dict(tiers or {})
+        self.sole_tier_first = sole_tier_first and bool(self._tiers)
+        self._age_ms_per_point = max(0.0, age_s_per_point * 1000)
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -141,7 +179,10 @@ class WaitingIndex:
         self.tasks[w.task.task_id] = w
         group = self._groups.get(w.models)
         if group is None:
-            group = self._groups[w.models] = _Group(models=w.models, min_tier=w.min_tier)
+            sole = len({self._tiers.get(m, 0) for m in w.models}) == 1 and all(m in self._tiers for m in w.models)
+            group = self._groups[w.models] = _Group(
+                models=w.models, min_tier=w.min_tier, sole_tier=sole, age_ms_per_point=self._age_ms_per_point
+            )
         group.add(w)
 
     def remove(self, task_id: str) -> WaitingTask | None:
@@ -157,12 +198,20 @@ class WaitingIndex:
         self, *, free_models: set[str], premium_models: frozenset[str], p50: float | None, p90: float | None
     ) -> WaitingTask | None:
         """The first waiting task, in matching order, that some free model may serve."""
-        best: tuple[Rank, str] | None = None
+        best: tuple[bool, Rank, str] | None = None
         for models, group in self._groups.items():
             usable = models & free_models
             if not usable:
                 continue
             found = group.first(p50=p50, p90=p90, premium_only=usable <= premium_models)
-            if found is not None and (best is None or found[0] > best[0]):
-                best = found
-        return None if best is None else self.tasks[best[1]]
+            if found is None:
+                continue
+            if self._age_ms_per_point > 0 and not found[0].override:
+                found = (self._aged_rank(self.tasks[found[1]]), found[1])  # one scale for every group
+            key = (self.sole_tier_first and group.sole_tier, found[0], found[1])
+            if best is None or key[:2] > best[:2]:
+                best = key
+        return None if best is None else self.tasks[best[2]]
+
+    def _aged_rank(self, w: WaitingTask) -> Rank:
+        return Rank(False, w.task.priority - w.since_ms / self._age_ms_per_point, w.ev, -w.seq)

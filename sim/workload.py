@@ -44,7 +44,7 @@ EASY_CLASSES = ("<15 min fix", "15 min - 1 hour")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Mapping_:
+class TaskMapping:
     seed: int = 7
     offered_load: float = 0.75
     priority_bands: tuple[tuple[float, int, int], ...] = ((0.6, 10, 49), (0.3, 50, 89), (0.1, 90, 99))
@@ -80,14 +80,14 @@ class _Drawn:
 
 
 def build_tasks(
-    arrivals: Sequence[Arrival], difficulties: Sequence[str], *, slot_count: int, mapping: Mapping_ | None = None
+    arrivals: Sequence[Arrival], difficulties: Sequence[str], *, slot_count: int, mapping: TaskMapping | None = None
 ) -> list[SimTask]:
     """Tasks for these arrivals, with arrival times rescaled so the offered load is `mapping.offered_load`.
 
     Offered load = arrival rate x mean base run time / slots: the share of the fleet the work would
     keep busy at speed 1.0. Rescaling time keeps the trace's burst shape and only changes its pace.
     """
-    m = mapping or Mapping_()
+    m = mapping or TaskMapping()
     rng = random.Random(m.seed)
     drawn = [_draw(rng, a, difficulties, m) for a in arrivals]
     mean_run_s = sum(d.base_run_s for d in drawn) / len(drawn)
@@ -119,7 +119,7 @@ def build_tasks(
     return tasks
 
 
-def _draw(rng: random.Random, a: Arrival, difficulties: Sequence[str], m: Mapping_) -> _Drawn:
+def _draw(rng: random.Random, a: Arrival, difficulties: Sequence[str], m: TaskMapping) -> _Drawn:
     # Every row draws the same number of values in the same order, so one row's draws never shift another's.
     label = difficulties[rng.randrange(len(difficulties))]
     if a.model_hint is not None:

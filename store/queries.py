@@ -155,7 +155,8 @@ def model_layer_matrix(
             func.count(estimate_only).label("n_estimated"),
         )
         .select_from(_JOIN)
-        .where(decisions.c.outcome == "assigned", decisions.c.chosen_model.is_not(None), decisions.c.decided_at >= since)
+        .where(decisions.c.outcome == "assigned", decisions.c.chosen_model.is_not(None))
+        .where(decisions.c.decided_at >= since)
         .group_by(decisions.c.chosen_model, decisions.c.layer)
         .order_by(decisions.c.chosen_model, decisions.c.layer)
     )

@@ -1,25 +1,27 @@
 """Idempotent batch writes and the retention delete.
 
 Each batch is one transaction with one multi-row `INSERT .. ON CONFLICT DO NOTHING` per table
-(split only where a dialect's bound-parameter limit demands it), so a batch written twice, after
-a crash between commit and acknowledgement, leaves every row exactly once."""
+(PostgreSQL: `INSERT .. SELECT FROM unnest(arrays)`; SQLite: a multi-row VALUES list, split only
+where SQLite's bound-parameter limit demands it), so a batch written twice, after a crash between
+commit and acknowledgement, leaves every row exactly once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
 from store.records import Row
 from store.schema import decisions, usage
 
-# Bound parameters per statement: PostgreSQL allows 65,535 and SQLite (3.32+) 32,766; stay under
-# both with room to spare.
-MAX_PARAMS = 30_000
+# Bound parameters per statement for SQLite (3.32+ allows 32,766); PostgreSQL needs no split.
+SQLITE_MAX_PARAMS = 30_000
 
 
 def insert_decisions(conn: Connection, rows: Sequence[Row]) -> None:
@@ -33,19 +35,51 @@ def insert_usage(conn: Connection, rows: Sequence[Row]) -> None:
 def _insert_ignoring_duplicates(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
     if not rows:
         return
-    per_statement = max(1, MAX_PARAMS // len(table.columns))
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        conn.execute(_insert(conn, table).values(list(chunk)).on_conflict_do_nothing())
+    plan = _plan(conn.dialect, table)
+    values = [[process(row[name]) if process else row[name] for name, process in plan.columns] for row in rows]
+    if conn.dialect.name == "postgresql":
+        # One statement whatever the batch size: a column of values per array parameter. Its text
+        # never changes, so PostgreSQL parses it once and a batch costs one round trip.
+        arrays = tuple(list(column) for column in zip(*values, strict=True))
+        # Binary parameters (%b): psycopg's text form escapes every array element with a regex,
+        # which costs more than the insert itself.
+        conn.exec_driver_sql(plan.sql, arrays)
+        return
+    per_statement = max(1, SQLITE_MAX_PARAMS // len(plan.columns))
+    for start in range(0, len(values), per_statement):
+        chunk = values[start : start + per_statement]
+        conn.exec_driver_sql(_sqlite_sql(plan, len(chunk)), tuple(v for row in chunk for v in row))
 
 
-def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    name = conn.dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"the decision store supports PostgreSQL and SQLite, not {name}")
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    table: str
+    columns: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # name, the type's bind processor
+    sql: str  # PostgreSQL: the whole statement; SQLite: the part before VALUES
+
+
+@functools.cache
+def _plan(dialect: Dialect, table: Table) -> _Plan:
+    """Statement text and value conversions, worked out once per dialect and table. Rendering the
+    statement with SQLAlchemy's multi-row `values()` costs more than the database's insert at
+    thousands of rows, so the recorder's hot path skips the compiler; the column types' own bind
+    processors still convert each value (timestamps to UTC, booleans for SQLite)."""
+    columns = tuple((c.name, c.type.bind_processor(dialect)) for c in table.columns)
+    names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in table.columns)
+    if dialect.name == "postgresql":
+        arrays = ", ".join(f"%b::{c.type.compile(dialect)}[]" for c in table.columns)
+        sql = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"
+    elif dialect.name == "sqlite":
+        sql = f"INSERT INTO {table.name} ({names}) VALUES "
+    else:
+        raise NotImplementedError(f"the decision store supports PostgreSQL and SQLite, not {dialect.name}")
+    return _Plan(table.name, columns, sql)
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_sql(plan: _Plan, n_rows: int) -> str:
+    row = "(" + ", ".join("?" * len(plan.columns)) + ")"
+    return plan.sql + ", ".join([row] * n_rows) + " ON CONFLICT DO NOTHING"
 
 
 def delete_before(engine: Engine, cutoff: datetime, *, chunk: int = 10_000) -> tuple[int, int]:

@@ -42,6 +42,17 @@ class Keys:
     def assign(self, slot_id: str) -> str:
         return f"{self.prefix}assign:{slot_id}"
 
+    # -- side work (RQ) --
+    @property
+    def jobs_queue(self) -> str:
+        """RQ queue name for low-rate side work (retention, dead-letter re-drive)."""
+        return f"{self.prefix}jobs"
+
+    @property
+    def retention_due(self) -> str:
+        """Marker whose expiry says the retention job is due again (one enqueue per interval)."""
+        return f"{self.prefix}jobs:retention-due"
+
     # -- the router's own state --
     def state(self, *, dry_run: bool) -> StateKeys:
         return StateKeys(f"{self.prefix}{'dry-run:' if dry_run else ''}")

@@ -15,6 +15,9 @@ COMMAND_MODULES = (
     "worker.commands.routing",
     "worker.commands.ops",
     "worker.commands.demo",
+    "worker.commands.store",
+    "worker.commands.simulate",
+    "worker.commands.web",
 )
 
 

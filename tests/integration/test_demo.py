@@ -25,7 +25,7 @@ def test_demo_runs_on_an_embedded_redis_and_routes(tmp_path: Path) -> None:
             "4",
             "--tasks-per-s",
             "20",
-            "--database-url",
+            "--web-port", "0", "--database-url",
             f"sqlite:///{db}",
         ],
         env=env,

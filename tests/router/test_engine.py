@@ -31,7 +31,8 @@ T0 = 1_700_000_000_000
 
 def pending(task_id: str, priority: int = 50, requires: Mapping[str, int] | None = None, **kw: Any) -> TaskPending:
     fields = {"task_id": task_id, "priority": priority, "requires": dict(requires or {}), **kw.pop("fields", {})}
-    return TaskPending(task=Task(task_id=task_id, priority=priority, requires=dict(requires or {}), fields=fields, **kw))
+    t = Task(task_id=task_id, priority=priority, requires=dict(requires or {}), fields=fields, **kw)
+    return TaskPending(task=t)
 
 
 def free(slot_id: str, model: str, account: str = "default", completed: Usage | None = None) -> SlotFree:
@@ -42,7 +43,8 @@ class Harness:
     """Feeds events to a Router in batches, as the worker does, with stream-like entry ids."""
 
     def __init__(self, catalog: Catalog, **config: Any) -> None:
-        self.router = Router(catalog, config=RouterConfig(**config), scorer=config.pop("scorer", None))
+        scorer = config.pop("scorer", None)
+        self.router = Router(catalog, config=RouterConfig(**config), scorer=scorer)
         self.n = 0
         self.now_ms = T0
 
@@ -54,6 +56,7 @@ class Harness:
         effects: list[Effect] = []
         for i, event in enumerate(events):
             effects += self.router.apply(event, event_id=f"{self.n}-{i}", now_ms=self.now_ms)
+        effects += self.router.expire_assignments(now_ms=self.now_ms)
         effects += self.router.match(now_ms=self.now_ms)
         return effects
 
@@ -334,7 +337,8 @@ def test_decision_record_carries_the_numbers(h: Harness) -> None:
     assert rec["chosen_slot_id"] == "o1" and rec["chosen_model"] == "opus" and rec["chosen_tier"] == 3
     assert rec["ev"] == 0.99 and rec["quest_priority"] == 3 and rec["override"] is True
     assert rec["ev_p90"] == pytest.approx(h.router.ev_window.p90)
-    assert rec["alternatives"] == [{"slot_id": "o1", "model": "opus", "account": "default", "tier": 3, "verdict": "chosen"}]
+    only = {"slot_id": "o1", "model": "opus", "account": "default", "tier": 3, "verdict": "chosen"}
+    assert rec["alternatives"] == [only]
 
 
 # -- restart ------------------------------------------------------------------------------------
@@ -430,3 +434,43 @@ def test_restore_keeps_await_announcements_and_assigned_ids(catalog: Catalog) ->
     assert router.apply(pending("a", 50), event_id="9-0", now_ms=T0) == []  # already assigned
     router.apply(pending("b", 40, {"reasoning": 7}), event_id="9-1", now_ms=T0)
     assert router.match(now_ms=T0) == []  # b already announced its wait
+
+
+# -- matching order refinements ---------------------------------------------------------------
+
+
+def test_sole_tier_task_goes_first_to_the_only_tier_that_can_serve_it(catalog: Catalog) -> None:
+    h = Harness(catalog, sole_tier_first=True)
+    h.batch(pending("any", 80, ev=0.8), pending("opus-only", 10, {"coding": 10}, ev=0.8))
+    assert assigned(h.batch(free("o1", "opus"))) == [("opus-only", "o1")]
+
+
+def test_without_sole_tier_first_the_order_is_priority(catalog: Catalog) -> None:
+    h = Harness(catalog, sole_tier_first=False)
+    h.batch(pending("any", 80, ev=0.8), pending("opus-only", 10, {"coding": 10}, ev=0.8))
+    assert assigned(h.batch(free("o1", "opus"))) == [("any", "o1")]
+
+
+def test_ageing_lets_a_long_wait_beat_a_higher_priority(catalog: Catalog) -> None:
+    h = Harness(catalog, age_s_per_priority_point=1.0)
+    h.batch(pending("old", 50, ev=0.5), now_ms=T0)
+    h.batch(pending("new", 60, ev=0.5), now_ms=T0 + 20_000)  # old has gained 20 points
+    assert assigned(h.batch(free("h1", "haiku"))) == [("old", "h1")]
+
+
+@pytest.mark.parametrize("blocked", [5, 40])
+def test_bug_ageing_premium_only_slot_skips_past_more_than_32_blocked_tasks(catalog: Catalog, blocked: int) -> None:
+    """With ageing on, a freed premium slot must go to the first task in aged order that premium may
+    serve. Tasks ahead of it in aged order that are premium-blocked must not change the answer,
+    however many there are (router/waiting.py scans only AGED_SCAN of them)."""
+    h = Harness(catalog, age_s_per_priority_point=1.0, sole_tier_first=False)
+    # blocked: EV 0.1 < P50 0.5, priority < 90; they waited longest, so they lead the aged order
+    h.batch(
+        *[pending(f"b{i}", 10, ev=0.1) for i in range(blocked)],
+        *[pending(f"fill{i}", 10, {"telepathy": 1}, ev=0.5) for i in range(blocked + 10)],  # sets P50 = 0.5
+        now_ms=T0,
+    )
+    h.batch(pending("A", 50, ev=0.5), now_ms=T0 + 100_000)  # aged priority 50 - 100 = -50
+    h.batch(pending("B", 60, ev=0.5), now_ms=T0 + 130_000)  # aged priority 60 - 130 = -70
+    assert h.router.ev_window.p50 == 0.5 and h.router.ev_window.p90 == 0.5
+    assert assigned(h.batch(free("o1", "opus"), now_ms=T0 + 131_000)) == [("A", "o1")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -77,7 +78,7 @@ def test_ev_scorer_cache_is_bounded_oldest_first() -> None:
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_ev_scorer_returning_a_non_finite_number_is_an_error(bad: float) -> None:
-    with pytest.raises(ValueError, match="EV scorer returned .* for task 't1'"):
+    with pytest.raises(ValueError, match=r"EV scorer returned .* for task 't1'"):
         EVResolver(scorer=lambda t: bad).resolve(task(), now_s=0)
 
 
@@ -194,7 +195,7 @@ def test_catalog_parses_models_layers_and_prices() -> None:
 
 
 def test_catalog_without_layers_estimates_zero_tokens() -> None:
-    cat = parse_catalog('[models.a]\ntier = 1\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 1\n')
+    cat = parse_catalog("[models.a]\ntier = 1\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 1\n")
     est = cat.estimate("anything")
     assert (est.input_tokens, est.output_tokens) == (0, 0)
 
@@ -232,11 +233,11 @@ _MODEL = 'provider = "p"\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 1\n'
         ),
         (f"[models.m2]\ntier = 1\n{_MODEL}capabilities = 5\n", ["model 'm2'", "capabilities must be a table"]),
         (
-            '[models.m3]\ntier = 2\ninput_usd_per_mtok = -1\noutput_usd_per_mtok = 1\n',
+            "[models.m3]\ntier = 2\ninput_usd_per_mtok = -1\noutput_usd_per_mtok = 1\n",
             ["model 'm3'", "input_usd_per_mtok must be a non-negative number, got -1"],
         ),
         (
-            '[models.m3]\ntier = 2\ninput_usd_per_mtok = 1\n',
+            "[models.m3]\ntier = 2\ninput_usd_per_mtok = 1\n",
             ["model 'm3'", "output_usd_per_mtok must be a non-negative number, got None"],
         ),
         (
@@ -260,13 +261,13 @@ def test_catalog_errors_name_the_source_and_the_entry(text: str, fragments: list
         assert fragment in message
 
 
-def test_load_catalog_from_a_missing_path_names_it(tmp_path: object) -> None:
+def test_load_catalog_from_a_missing_path_names_it() -> None:
     with pytest.raises(CatalogError, match=r"cannot read catalogue /nonexistent/cat\.toml"):
         load_catalog("/nonexistent/cat.toml")
 
 
-def test_load_catalog_from_a_file(tmp_path: pytest.TempPathFactory) -> None:
-    path = tmp_path / "c.toml"  # type: ignore[operator]
+def test_load_catalog_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
     path.write_text(GOOD, encoding="utf-8")
     cat = load_catalog(path)
     assert cat.source == str(path)

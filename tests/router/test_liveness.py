@@ -54,7 +54,8 @@ def test_slot_gone_before_start_sends_the_task_back_to_waiting(catalog: Catalog)
 def test_slot_gone_after_start_keeps_the_task_assigned(catalog: Catalog) -> None:
     router = _router(catalog)
     _assign_a_to_h1(router)
-    assert _batch(router, TaskStarted(task_id="a", slot_id="h1"), SlotGone(slot_id="h1"), now_ms=T0 + 1, batch="2") == []
+    events = (TaskStarted(task_id="a", slot_id="h1"), SlotGone(slot_id="h1"))
+    assert _batch(router, *events, now_ms=T0 + 1, batch="2") == []
     assert "a" not in router.waiting and "a" in router.assigned
 
 

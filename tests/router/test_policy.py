@@ -84,12 +84,16 @@ def verdicts(routed: Routed) -> dict[str, Verdict]:
         ({"coding": 10, "reasoning": 10}, []),
     ],
 )
-def test_step1_rateable_models_cheapest_tier_first(catalog: Catalog, requires: dict[str, int], expected: list[str]) -> None:
+def test_step1_rateable_models_cheapest_tier_first(
+    catalog: Catalog, requires: dict[str, int], expected: list[str]
+) -> None:
     assert [m.model_id for m in catalog.rateable(requires)] == expected
 
 
 def test_step1_a_capability_the_model_does_not_list_counts_as_zero() -> None:
-    m = Model(model_id="x", tier=1, provider="p", capabilities={"coding": 3}, input_usd_per_mtok=1, output_usd_per_mtok=1)
+    m = Model(
+        model_id="x", tier=1, provider="p", capabilities={"coding": 3}, input_usd_per_mtok=1, output_usd_per_mtok=1
+    )
     assert m.meets({"coding": 3, "writing": 0})
     assert not m.meets({"writing": 1})
     assert m.shortfalls({"coding": 4, "writing": 2}) == {"coding": (4, 3), "writing": (2, 0)}
@@ -140,9 +144,18 @@ def test_step1_unroutable_lists_every_slot_as_incapable_with_its_shortfall(catal
 
 @pytest.mark.parametrize(
     ("requires", "min_tier"),
-    [({}, 1), ({"reasoning": 5}, 1), ({"reasoning": 7}, 2), ({"coding": 10}, 3), ({"reasoning": 10}, 3), ({"x": 1}, None)],
+    [
+        ({}, 1),
+        ({"reasoning": 5}, 1),
+        ({"reasoning": 7}, 2),
+        ({"coding": 10}, 3),
+        ({"reasoning": 10}, 3),
+        ({"x": 1}, None),
+    ],
 )
-def test_step2_min_tier_is_the_lowest_rateable_tier(catalog: Catalog, requires: dict[str, int], min_tier: int | None) -> None:
+def test_step2_min_tier_is_the_lowest_rateable_tier(
+    catalog: Catalog, requires: dict[str, int], min_tier: int | None
+) -> None:
     assert assess(task(requires=requires), catalog, ev=0.5, p50=None, p90=None).min_tier == min_tier
 
 
@@ -273,7 +286,7 @@ def test_step7_no_free_capable_slot_awaits(catalog: Catalog) -> None:
     led = ledger(("h1", "haiku"))
     busy(led, "s1", "sonnet")
     busy(led, "c1", "codex")
-    a, routed = decide(task(requires={"reasoning": 7}), catalog, led)
+    _, routed = decide(task(requires={"reasoning": 7}), catalog, led)
     assert routed.outcome is Outcome.AWAIT_SLOT
     assert routed.reason_code is ReasonCode.NO_FREE_CAPABLE_SLOT
     assert routed.chosen is None
@@ -394,7 +407,7 @@ def test_explanation_every_verdict_in_one_decision(catalog: Catalog) -> None:
     gone(led, "x1", "gpt-5")
     led.set_utilisation(account="acct-a", model="glm", utilisation=0.5)
     led.set_utilisation(account="acct-b", model="glm", utilisation=0.1)
-    a, routed = decide(task(priority=40, requires={"reasoning": 5}), catalog, led, ev=0.2, p50=0.5, p90=0.9)
+    _, routed = decide(task(priority=40, requires={"reasoning": 5}), catalog, led, ev=0.2, p50=0.5, p90=0.9)
     assert routed.outcome is Outcome.ASSIGNED
     assert routed.chosen is not None and routed.chosen.slot_id == "g2"
     assert routed.chosen.account == "acct-b" and routed.chosen.tier == 1

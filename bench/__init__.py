@@ -1,0 +1,1 @@
+"""Benchmarks: throughput and latency against real Redis, and the router's scaling (see README.md)."""

@@ -1,0 +1,59 @@
+"""The ceiling harness: the least a consumer of router:events can do with the same batches.
+
+It reads with the same consumer group call and batch size as the worker, writes one output per
+entry (task.pending: an assignment-like entry naming the task; others: one status entry) and
+acknowledges, all in one pipeline per batch. Run as `python -m bench.ceiling` with REDIS_URL,
+ROUTER_PREFIX and ROUTER_BATCH_SIZE in the environment; SIGTERM stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from types import FrameType
+
+import orjson
+import redis
+
+GROUP = "router"
+_stop = False
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    global _stop
+    _stop = True
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _on_term)
+    r = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    prefix = os.environ.get("ROUTER_PREFIX", "router:")
+    batch = int(os.environ.get("ROUTER_BATCH_SIZE", "256"))
+    events, out, status = f"{prefix}events", f"{prefix}assign:ceiling", f"{prefix}status"
+    try:
+        r.xgroup_create(events, GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    r.set(f"{prefix}leader", "ceiling")  # the driver waits for this key, as it does for the worker's lease
+    while not _stop:
+        reply = r.xreadgroup(GROUP, "ceiling", {events: ">"}, count=batch, block=200)
+        if not reply:
+            continue
+        pipe = r.pipeline(transaction=False)
+        ids = []
+        for _, entries in reply:
+            for entry_id, fields in entries:
+                doc = orjson.loads(fields[b"data"])
+                if doc.get("type") == "task.pending":
+                    pipe.xadd(out, {"data": orjson.dumps({"task_id": doc["task_id"]})})
+                else:
+                    pipe.xadd(status, {"data": b"{}"}, maxlen=100_000, approximate=True)
+                ids.append(entry_id)
+        pipe.xack(events, GROUP, *ids)
+        pipe.execute()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""Scaling of the router's own work (no Redis): cost per event of Router.apply + match with many
+tasks awaiting and many slots, and memory per awaiting task (tracemalloc).
+
+    python -m bench.scaling [--events 2000]
+
+Each case builds a Router with S haiku/sonnet/opus slots all busy and W tasks awaiting, then times
+E measured events in batches of 16: a slot.free (the slot goes to the best waiting task) and a new
+task.pending, so the waiting count and the free count stay as set up. Results:
+bench/results/scaling.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+from router.catalog import load_catalog
+from router.engine import Router
+from router.values import SlotFree, Task, TaskPending
+
+RESULTS = Path(__file__).parent / "results"
+MODELS = ("haiku", "sonnet", "opus")
+REQUIRES: tuple[dict[str, int], ...] = ({}, {"coding": 5}, {"coding": 7, "reasoning": 6}, {"coding": 9, "reasoning": 9})
+BATCH = 16
+
+
+def _task(rng: random.Random, n: int) -> TaskPending:
+    return TaskPending(
+        task=Task(task_id=f"w{n}", priority=rng.randrange(10, 100), requires=rng.choice(REQUIRES), ev=rng.random())
+    )
+
+
+def build(waiting: int, slots: int, seed: int = 1) -> tuple[Router, random.Random, list[str]]:
+    rng = random.Random(seed)
+    router = Router(load_catalog())
+    slot_ids = [f"s{i:05d}" for i in range(slots)]
+    router.begin_batch("0-0")
+    for i, slot_id in enumerate(slot_ids):
+        router.apply(SlotFree(slot_id=slot_id, model=MODELS[i % 3]), event_id="0-0", now_ms=0)
+    for n in range(slots + waiting):  # the first `slots` tasks fill every slot, the rest wait
+        router.apply(_task(rng, n), event_id="0-0", now_ms=0)
+    router.match(now_ms=0)
+    return router, rng, slot_ids
+
+
+def time_events(router: Router, rng: random.Random, slot_ids: list[str], events: int) -> float:
+    """Seconds per event over `events` events (half slot.free, half task.pending)."""
+    n = 10_000_000
+    busy = [s for s in slot_ids if router.ledger.slots[s].state.value == "busy"]
+    start = time.perf_counter()
+    now = 1000
+    for b in range(events // (2 * BATCH)):
+        router.begin_batch(f"{now}-{b}")
+        for _ in range(BATCH):
+            slot_id = busy[rng.randrange(len(busy))]
+            model = router.ledger.slots[slot_id].model
+            router.apply(SlotFree(slot_id=slot_id, model=model), event_id="e", now_ms=now)
+            n += 1
+            router.apply(_task(rng, n), event_id="e", now_ms=now)
+        router.match(now_ms=now)
+        router.drain_changes()
+        busy = [s for s in busy if router.ledger.slots[s].state.value == "busy"] or busy
+        now += 5
+    return (time.perf_counter() - start) / (events // (2 * BATCH) * 2 * BATCH)
+
+
+def memory_per_waiting(tasks: int = 20_000) -> float:
+    """Bytes per awaiting task, as tracemalloc sees them (the Task values, the index and the ledger)."""
+    router, _, _ = build(0, 10)
+    rng = random.Random(2)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    router.begin_batch("1-0")
+    for n in range(tasks):
+        router.apply(_task(rng, 10_000 + n), event_id="1-0", now_ms=1)
+    router.match(now_ms=1)
+    router.drain_changes()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    return grown / tasks
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events", type=int, default=2000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", type=Path, default=RESULTS / "scaling.json")
+    args = p.parse_args()
+    cases: list[dict[str, Any]] = []
+    for waiting in (100, 10_000, 100_000):
+        for slots in (10, 1_000, 5_000):
+            router, rng, slot_ids = build(waiting, slots)
+            runs = [time_events(router, rng, slot_ids, args.events) * 1e6 for _ in range(args.repeats)]
+            case = {"waiting": waiting, "slots": slots, "us_per_event": statistics.median(runs),
+                    "min": min(runs), "max": max(runs), "waiting_after": len(router.waiting)}
+            cases.append(case)
+            print(case, flush=True)
+    smallest = cases[0]["us_per_event"]
+    largest = next(c for c in cases if c["waiting"] == 100_000 and c["slots"] == 5_000)["us_per_event"]
+    doc = {
+        "machine": {"cpus": os.cpu_count()},
+        "events_per_case": args.events,
+        "cases": cases,
+        "largest_vs_smallest": largest / smallest,
+        "bytes_per_waiting_task": memory_per_waiting(),
+        "goals": {"largest_vs_smallest": "<= 2", "bytes_per_waiting_task": "<= 2048"},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    lines = ["| awaiting | slots | µs per event (median [min-max]) |", "|---|---|---|"]
+    lines += [f"| {c['waiting']:,} | {c['slots']:,} | {c['us_per_event']:.1f} [{c['min']:.1f}-{c['max']:.1f}] |" for c in cases]
+    lines += ["", f"100,000 awaiting and 5,000 slots / smallest case: {doc['largest_vs_smallest']:.2f} (goal <= 2)",
+              f"memory per awaiting task: {doc['bytes_per_waiting_task']:.0f} bytes (goal <= 2048)"]
+    md = "\n".join(lines) + "\n"
+    args.out.with_suffix(".md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

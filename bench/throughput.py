@@ -1,0 +1,97 @@
+"""Throughput and latency of a real `router worker` against the ceiling harness, on the real Redis.
+
+    python -m bench.throughput [--repeats 3] [--seconds 6] [--burst 40000]
+
+Each run starts a fresh worker (or ceiling consumer) with its own key prefix, so runs never share
+state; every key is deleted afterwards. Results: bench/results/throughput.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench.harness import Bench, RunResult
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def one(kind: str, redis_url: str, rate: float | None, seconds: float, burst: int) -> RunResult:
+    with Bench(kind=kind, redis_url=redis_url) as bench:
+        if rate is None:
+            bench.burst(burst)
+        else:
+            bench.offered(rate, seconds)
+        return bench.result(rate)
+
+
+def summary(runs: list[RunResult], key: str) -> dict[str, float]:
+    values = [float(getattr(r, key)) for r in runs]
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=6.0, help="length of each fixed-load run")
+    p.add_argument("--burst", type=int, default=40_000, help="events sent at once for the saturation runs")
+    p.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
+    args = p.parse_args()
+    loads: list[float | None] = [1000.0, 5000.0, None]
+    runs: dict[str, list[RunResult]] = {}
+    for repeat in range(args.repeats):
+        for rate in loads:
+            for kind in ("ceiling", "router"):  # interleaved, so machine noise hits both alike
+                result = one(kind, args.redis_url, rate, args.seconds, args.burst)
+                runs.setdefault(f"{kind}@{rate or 'saturation'}", []).append(result)
+                print(f"run {repeat + 1}: {kind:7} offered {rate or 'saturation'}: {result.to_json()}", flush=True)
+    table: dict[str, Any] = {}
+    for name, results in runs.items():
+        table[name] = {k: summary(results, k) for k in ("achieved_eps", "p50_ms", "p99_ms")}
+        table[name]["lost"] = sum(r.lost for r in results)
+    ratios = {
+        "throughput_vs_ceiling": table["router@saturation"]["achieved_eps"]["median"]
+        / table["ceiling@saturation"]["achieved_eps"]["median"],
+        "p99_at_1000_vs_ceiling": table["router@1000.0"]["p99_ms"]["median"]
+        / max(table["ceiling@1000.0"]["p99_ms"]["median"], 1.0),
+    }
+    doc = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "repeats": args.repeats,
+        "seconds": args.seconds,
+        "burst_events": args.burst,
+        "summary": table,
+        "ratios": ratios,
+        "goals": {"throughput_vs_ceiling": ">= 0.5", "p99_at_1000_vs_ceiling": "<= 2.0"},
+        "runs": {k: [r.to_json() for r in v] for k, v in runs.items()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    md = markdown(table, ratios, args.repeats)
+    args.out.with_suffix(".md").write_text(md)
+    print(md)
+    return 0
+
+
+def markdown(table: dict[str, Any], ratios: dict[str, float], repeats: int) -> str:
+    lines = [
+        f"| run (median of {repeats}, [min-max]) | events/s | p50 ms | p99 ms |",
+        "|---|---|---|---|",
+    ]
+    for name, row in table.items():
+        cells = [f"{row[k]['median']:.1f} [{row[k]['min']:.1f}-{row[k]['max']:.1f}]" for k in ("achieved_eps", "p50_ms", "p99_ms")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"router throughput / ceiling throughput at saturation: {ratios['throughput_vs_ceiling']:.2f} (goal >= 0.5)")
+    lines.append(f"router p99 / ceiling p99 at 1,000 events/s: {ratios['p99_at_1000_vs_ceiling']:.2f} (goal <= 2)")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

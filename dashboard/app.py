@@ -1,0 +1,171 @@
+"""The Starlette app behind `router web`. Endpoints are plain functions: Starlette runs them in
+its thread pool, which suits the blocking Redis and SQLAlchemy clients."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis
+from jinja2 import Environment, FileSystemLoader
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from dashboard import format as fmt
+from dashboard.chart import bar_chart
+from dashboard.live import LiveState, read_live
+from dashboard.matrix import Matrix, build_matrix
+from dashboard.metrics import DecisionTail, make_registry
+from dashboard.params import WINDOWS, BadParameter, Window, parse_window
+from dashboard.queries import ping, window_sums
+from router.catalog import Catalog
+from streams.keys import Keys
+
+TEMPLATES = Path(__file__).with_name("templates")
+DEFAULT_REFRESH_S = 30
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dashboard:
+    engine: Engine
+    redis: redis.Redis
+    keys: Keys
+    catalog: Catalog
+    registry: CollectorRegistry
+    tail: DecisionTail
+    refresh_s: int
+    clock: Callable[[], float]
+    templates: Environment
+
+    def window_bounds(self, window: Window) -> tuple[datetime, datetime]:
+        until = datetime.fromtimestamp(int(self.clock()), tz=UTC)
+        return until - timedelta(hours=window.hours), until
+
+    def matrix(self, window: Window) -> Matrix:
+        since, until = self.window_bounds(window)
+        return build_matrix(window_sums(self.engine, since=since, until=until), self.catalog, since=since, until=until)
+
+
+def create_app(
+    *,
+    engine: Engine,
+    r: redis.Redis,
+    catalog: Catalog,
+    prefix: str = "router:",
+    refresh_s: int = DEFAULT_REFRESH_S,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    keys = Keys(prefix)
+    registry, tail = make_registry(r, keys)
+    # autoescape on for every template, whatever its file name: layer names and titles are data.
+    templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
+    templates.filters.update(
+        usd=fmt.usd, usd_each=fmt.usd_each, pct=fmt.pct, ago=fmt.ago, utc=fmt.utc, duration=fmt.duration
+    )
+    dash = Dashboard(
+        engine=engine,
+        redis=r,
+        keys=keys,
+        catalog=catalog,
+        registry=registry,
+        tail=tail,
+        refresh_s=refresh_s,
+        clock=clock,
+        templates=templates,
+    )
+
+    def resources(request: Request) -> Response:
+        try:
+            window = parse_window(request.query_params)
+        except BadParameter as exc:
+            return _html_error(dash, 400, str(exc))
+        try:
+            matrix = dash.matrix(window)
+        except SQLAlchemyError:
+            return _html_error(dash, 503, "The decision database does not answer; the page will retry.")
+        live, live_error = _live(dash)
+        chart = bar_chart([(m, matrix.by_model[m].total_usd, matrix.tiers.get(m)) for m in matrix.models])
+        html = dash.templates.get_template("resources.html").render(
+            matrix=matrix,
+            chart=chart,
+            live=live,
+            live_error=live_error,
+            window=window,
+            windows=list(WINDOWS),
+            refresh_s=dash.refresh_s,
+            now_ms=int(dash.clock() * 1000),
+        )
+        return HTMLResponse(html)
+
+    def routing_matrix(request: Request) -> Response:
+        try:
+            window = parse_window(request.query_params)
+        except BadParameter as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        try:
+            return JSONResponse(dash.matrix(window).to_json())
+        except SQLAlchemyError:
+            return JSONResponse({"error": "the decision database does not answer"}, status_code=503)
+
+    def metrics(request: Request) -> Response:
+        return Response(generate_latest(dash.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def healthz(request: Request) -> Response:
+        checks = {"redis": _redis_ok(dash.redis), "database": _database_ok(dash.engine)}
+        body: dict[str, Any] = {"ok": all(checks.values()), **checks}
+        return JSONResponse(body, status_code=200 if body["ok"] else 503)
+
+    def index(request: Request) -> Response:
+        return RedirectResponse("/resources")
+
+    routes = [
+        Route("/", index),
+        Route("/resources", resources),
+        Route("/api/resources/routing-matrix", routing_matrix),
+        Route("/metrics", metrics),
+        Route("/healthz", healthz),
+    ]
+
+    # Count decisions from here on; if Redis is down now, the first scrape that reaches it starts.
+    with contextlib.suppress(redis.RedisError):
+        tail.start_at_tail()
+    app = Starlette(routes=routes)
+    app.state.dashboard = dash
+    return app
+
+
+def _live(dash: Dashboard) -> tuple[LiveState | None, str | None]:
+    try:
+        return read_live(dash.redis, dash.keys), None
+    except redis.RedisError:
+        return None, "Redis does not answer: slots and awaiting tasks are unknown right now."
+
+
+def _html_error(dash: Dashboard, status: int, message: str) -> Response:
+    html = dash.templates.get_template("error.html").render(status=status, message=message, refresh_s=dash.refresh_s)
+    return HTMLResponse(html, status_code=status)
+
+
+def _redis_ok(r: redis.Redis) -> bool:
+    try:
+        return bool(r.ping())
+    except redis.RedisError:
+        return False
+
+
+def _database_ok(engine: Engine) -> bool:
+    try:
+        ping(engine)
+    except SQLAlchemyError:
+        return False
+    return True

@@ -1,0 +1,120 @@
+"""The figures the issue asks for, computed from one policy's task records.
+
+Definitions (docs/simulator.md repeats them):
+- cost: each started task's tokens at the list price of the model it ran on;
+- lower bound: each task at its cheapest rateable model's price (whatever the fleet's queues);
+- premium low-value share: of the tokens run on premium (tier 3) models, the share spent on tasks
+  with EV below the run's median EV, priority < 90, and a cheaper rateable model;
+- top EV decile: tasks with EV >= the run's 90th percentile; premium-only: no cheaper rateable model;
+- waits: start minus arrival, in seconds; makespan: last completion minus first arrival.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from router.catalog import PREMIUM_TIER, Catalog
+from router.policy import PREMIUM_BLOCK_PRIORITY
+from sim.des import Outcome, TaskRecord
+from sim.workload import SimTask
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Metrics:
+    policy: str
+    tasks: int
+    completed: int
+    unroutable: int
+    total_usd: float
+    usd_per_task: float
+    lower_bound_usd: float
+    premium_low_value_share: float
+    capability_violations: int
+    wait_p50_s: float
+    wait_p95_s: float
+    top_decile_wait_p50_s: float
+    top_decile_wait_p95_s: float
+    premium_only_wait_p50_s: float
+    premium_only_wait_p95_s: float
+    premium_only_tasks: int
+    makespan_s: float
+
+    def to_json(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile, q in 0..1; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def task_cost(catalog: Catalog, model: str, task: SimTask) -> float:
+    return catalog.models[model].cost_usd(input_tokens=task.input_tokens, output_tokens=task.output_tokens)
+
+
+def cheapest_cost(catalog: Catalog, task: SimTask) -> float | None:
+    costs = [task_cost(catalog, m.model_id, task) for m in catalog.rateable(task.requires)]
+    return min(costs) if costs else None
+
+
+def measure(outcome: Outcome, catalog: Catalog) -> Metrics:
+    records = outcome.records
+    tasks = [r.task for r in records]
+    started = [r for r in records if r.model is not None]
+    evs = [t.ev for t in tasks]
+    median_ev, top_ev = percentile(evs, 0.5), percentile(evs, 0.9)
+    total = sum(task_cost(catalog, r.model or "", r.task) for r in started)
+    lower = sum(c for c in (cheapest_cost(catalog, t) for t in tasks) if c is not None)
+    premium_only = [r for r in records if _min_tier(catalog, r.task) == PREMIUM_TIER]
+    finished = [r.finished_ms for r in started if r.finished_ms is not None]
+    first_arrival = min((t.arrival_ms for t in tasks), default=0)
+    return Metrics(
+        policy=outcome.policy,
+        tasks=len(tasks),
+        completed=len(finished),
+        unroutable=len(outcome.unroutable),
+        total_usd=round(total, 4),
+        usd_per_task=round(total / len(started), 6) if started else 0.0,
+        lower_bound_usd=round(lower, 4),
+        premium_low_value_share=round(_low_value_share(catalog, started, median_ev), 6),
+        capability_violations=sum(1 for r in started if not catalog.models[r.model or ""].meets(r.task.requires)),
+        wait_p50_s=_wait(started, 0.5),
+        wait_p95_s=_wait(started, 0.95),
+        top_decile_wait_p50_s=_wait([r for r in started if r.task.ev >= top_ev], 0.5),
+        top_decile_wait_p95_s=_wait([r for r in started if r.task.ev >= top_ev], 0.95),
+        premium_only_wait_p50_s=_wait([r for r in premium_only if r.model is not None], 0.5),
+        premium_only_wait_p95_s=_wait([r for r in premium_only if r.model is not None], 0.95),
+        premium_only_tasks=len(premium_only),
+        makespan_s=round((max(finished) - first_arrival) / 1000, 1) if finished else 0.0,
+    )
+
+
+def _wait(records: Sequence[TaskRecord], q: float) -> float:
+    return round(percentile([(r.wait_ms or 0) / 1000 for r in records], q), 1)
+
+
+def _min_tier(catalog: Catalog, task: SimTask) -> int | None:
+    rateable = catalog.rateable(task.requires)
+    return rateable[0].tier if rateable else None
+
+
+def _low_value_share(catalog: Catalog, started: Sequence[TaskRecord], median_ev: float) -> float:
+    premium_tokens = low_value = 0
+    for r in started:
+        if not catalog.models[r.model or ""].is_premium:
+            continue
+        tokens = r.task.input_tokens + r.task.output_tokens
+        premium_tokens += tokens
+        min_tier = _min_tier(catalog, r.task)
+        cheaper_exists = min_tier is not None and min_tier < PREMIUM_TIER
+        if r.task.ev < median_ev and r.task.priority < PREMIUM_BLOCK_PRIORITY and cheaper_exists:
+            low_value += tokens
+    return low_value / premium_tokens if premium_tokens else 0.0

@@ -1,0 +1,174 @@
+"""Dispatch policies side by side: four baselines and the router itself (driven through router.engine).
+
+Every policy sees the same calls from the event loop (sim.des): `begin` a batch, `arrive` tasks,
+`free` slots, `quota` updates, then `match`, which returns (task id, slot id) pairs to start now.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Protocol
+
+from router.catalog import Catalog
+from router.engine import Router, RouterConfig
+from router.values import Outcome, QuotaUtilisation, SlotFree, Task, TaskPending, Usage
+from sim.fleet import SlotSpec
+from sim.workload import SimTask
+
+POLICIES = ("fifo", "fifo-capable", "cheapest", "router", "premium")
+# the simulated slots send no heartbeats, so the router must never judge one stale
+NEVER_STALE_S = 1e12
+
+
+class Dispatcher(Protocol):
+    name: str
+    unroutable: list[str]
+
+    def begin(self, batch: int, now_ms: int) -> None: ...
+    def register(self, slot: SlotSpec, now_ms: int) -> None: ...
+    def arrive(self, task: SimTask, now_ms: int) -> None: ...
+    def free(self, slot: SlotSpec, done: SimTask, now_ms: int) -> None: ...
+    def quota(self, model: str, account: str, utilisation: float) -> None: ...
+    def match(self, now_ms: int) -> list[tuple[str, str]]: ...
+
+
+Allowed = Callable[[SimTask], tuple[str, ...]]
+
+
+class QueueDispatcher:
+    """Arrival order. A task may start on a free slot of its allowed models (the longest-free one);
+    a task with no free allowed slot waits without holding back later tasks that have one."""
+
+    def __init__(self, name: str, allowed: Allowed) -> None:
+        self.name = name
+        self.allowed = allowed
+        self.unroutable: list[str] = []
+        self._free: dict[str, list[tuple[int, str]]] = {}  # model -> heap of (free since ms, slot id)
+        self._queues: dict[tuple[str, ...], deque[tuple[int, SimTask]]] = {}
+        self._seq = 0
+
+    def begin(self, batch: int, now_ms: int) -> None:
+        pass
+
+    def register(self, slot: SlotSpec, now_ms: int) -> None:
+        heapq.heappush(self._free.setdefault(slot.model, []), (now_ms, slot.slot_id))
+
+    def arrive(self, task: SimTask, now_ms: int) -> None:
+        models = self.allowed(task)
+        if not models:
+            self.unroutable.append(task.task_id)
+            return
+        self._seq += 1
+        self._queues.setdefault(models, deque()).append((self._seq, task))
+
+    def free(self, slot: SlotSpec, done: SimTask, now_ms: int) -> None:
+        self.register(slot, now_ms)
+
+    def quota(self, model: str, account: str, utilisation: float) -> None:
+        pass  # the baselines ignore quota, as today's dispatcher does
+
+    def match(self, now_ms: int) -> list[tuple[str, str]]:
+        started: list[tuple[str, str]] = []
+        while True:
+            best: tuple[int, tuple[str, ...]] | None = None
+            for models, queue in self._queues.items():
+                if queue and (best is None or queue[0][0] < best[0]) and any(self._free.get(m) for m in models):
+                    best = (queue[0][0], models)
+            if best is None:
+                return started
+            _, task = self._queues[best[1]].popleft()
+            model = min((m for m in best[1] if self._free.get(m)), key=lambda m: self._free[m][0])
+            _, slot_id = heapq.heappop(self._free[model])
+            started.append((task.task_id, slot_id))
+
+
+class RouterDispatcher:
+    """The router's own engine (POLICY.md), fed the same events the worker would read from Redis."""
+
+    def __init__(self, catalog: Catalog, *, name: str = "router", config: RouterConfig | None = None) -> None:
+        self.name = name
+        settings = replace(config or RouterConfig(), stale_after_s=NEVER_STALE_S)
+        self.router = Router(catalog, config=settings)
+        self.unroutable: list[str] = []
+        self._events = 0
+
+    def _event_id(self, now_ms: int) -> str:
+        self._events += 1
+        return f"{now_ms}-{self._events}"
+
+    def begin(self, batch: int, now_ms: int) -> None:
+        self.router.begin_batch(f"{now_ms}-{batch}")
+
+    def register(self, slot: SlotSpec, now_ms: int) -> None:
+        event = SlotFree(slot_id=slot.slot_id, model=slot.model, account=slot.account)
+        self.router.apply(event, event_id=self._event_id(now_ms), now_ms=now_ms)
+
+    def arrive(self, task: SimTask, now_ms: int) -> None:
+        event = TaskPending(task=to_router_task(task))
+        self.router.apply(event, event_id=self._event_id(now_ms), now_ms=now_ms)
+
+    def free(self, slot: SlotSpec, done: SimTask, now_ms: int) -> None:
+        usage = Usage(task_id=done.task_id, input_tokens=done.input_tokens, output_tokens=done.output_tokens)
+        event = SlotFree(slot_id=slot.slot_id, model=slot.model, account=slot.account, completed=usage)
+        self.router.apply(event, event_id=self._event_id(now_ms), now_ms=now_ms)
+
+    def quota(self, model: str, account: str, utilisation: float) -> None:
+        event = QuotaUtilisation(model=model, account=account, utilisation=utilisation)
+        self.router.apply(event, event_id="quota", now_ms=0)
+
+    def match(self, now_ms: int) -> list[tuple[str, str]]:
+        started: list[tuple[str, str]] = []
+        for decision in self.router.match(now_ms=now_ms):
+            if decision.outcome is Outcome.ASSIGNED and decision.chosen is not None:
+                started.append((decision.task.task_id, decision.chosen.slot_id))
+            elif decision.outcome is Outcome.UNROUTABLE:
+                self.unroutable.append(decision.task.task_id)
+        return started
+
+
+def to_router_task(task: SimTask) -> Task:
+    return Task(
+        task_id=task.task_id,
+        priority=task.priority,
+        requires=task.requires,
+        layer=task.layer,
+        ev=task.ev,
+        quest_priority=task.quest_priority,
+        est_input_tokens=task.input_tokens,
+        est_output_tokens=task.output_tokens,
+        submitted_at_ms=task.arrival_ms,
+    )
+
+
+def make_policy(name: str, catalog: Catalog, *, config: RouterConfig | None = None) -> Dispatcher:
+    """A fresh dispatcher by name; "router" takes an optional RouterConfig (its settings under test)."""
+    everything = tuple(sorted(catalog.models))
+    premium = tuple(sorted(m.model_id for m in catalog.models.values() if m.is_premium))
+
+    def rateable(task: SimTask) -> tuple[str, ...]:
+        return tuple(sorted(m.model_id for m in catalog.rateable(task.requires)))
+
+    def cheapest(task: SimTask) -> tuple[str, ...]:
+        models = catalog.rateable(task.requires)
+        if not models:
+            return ()
+        best = min(
+            models,
+            key=lambda m: (m.cost_usd(input_tokens=task.input_tokens, output_tokens=task.output_tokens), m.model_id),
+        )
+        return (best.model_id,)
+
+    if name == "fifo":
+        return QueueDispatcher(name, lambda task: everything)
+    if name == "fifo-capable":
+        return QueueDispatcher(name, rateable)
+    if name == "cheapest":
+        return QueueDispatcher(name, cheapest)
+    if name == "premium":
+        return QueueDispatcher(name, lambda task: premium)
+    if name == "router" or name.startswith("router"):
+        return RouterDispatcher(catalog, name=name, config=config)
+    raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}")

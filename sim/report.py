@@ -1,0 +1,116 @@
+"""Results for people and machines: a terminal table, the issue's goals checked, and JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.metrics import Metrics
+from sim.run import ScenarioResult
+
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("policy", "policy", "{}"),
+    ("total_usd", "total $", "{:.2f}"),
+    ("usd_per_task", "$/task", "{:.4f}"),
+    ("lower_bound_usd", "lower bound $", "{:.2f}"),
+    ("premium_low_value_share", "premium low-value", "{:.1%}"),
+    ("capability_violations", "violations", "{}"),
+    ("wait_p50_s", "wait p50 s", "{:.0f}"),
+    ("wait_p95_s", "wait p95 s", "{:.0f}"),
+    ("top_decile_wait_p50_s", "top-EV p50 s", "{:.0f}"),
+    ("top_decile_wait_p95_s", "top-EV p95 s", "{:.0f}"),
+    ("premium_only_wait_p50_s", "prem-only p50 s", "{:.0f}"),
+    ("premium_only_wait_p95_s", "prem-only p95 s", "{:.0f}"),
+    ("completed", "completed", "{}"),
+    ("makespan_s", "makespan s", "{:.0f}"),
+)
+
+
+def table(metrics: Sequence[Metrics], *, markdown: bool = False) -> str:
+    rows = [[fmt.format(getattr(m, key)) for key, _, fmt in COLUMNS] for m in metrics]
+    heads = [head for _, head, _ in COLUMNS]
+    if markdown:
+        lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
+    out = ["  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
+    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Goal:
+    name: str
+    target: str
+    value: float
+    met: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"goal": self.name, "target": self.target, "value": _finite(self.value), "met": self.met}
+
+
+def goals(metrics: Sequence[Metrics], *, policy: str = "router", baseline: str = "fifo-capable") -> list[Goal]:
+    """Issue 6 part 3, for one policy against the fifo-capable baseline of the same scenario."""
+    by_name = {m.policy: m for m in metrics}
+    if policy not in by_name or baseline not in by_name:
+        return []
+    r, b = by_name[policy], by_name[baseline]
+    top = _ratio(r.top_decile_wait_p95_s, b.top_decile_wait_p95_s)
+    only = _ratio(r.premium_only_wait_p95_s, b.premium_only_wait_p95_s)
+    every = _ratio(r.wait_p95_s, b.wait_p95_s)
+    cost = _ratio(r.total_usd, b.total_usd)
+    return [
+        Goal(
+            name="premium low-value share",
+            target="<= 2%",
+            value=r.premium_low_value_share,
+            met=r.premium_low_value_share <= 0.02,
+        ),
+        Goal(name="capability violations", target="0", value=r.capability_violations, met=r.capability_violations == 0),
+        Goal(name="top-EV p95 wait / fifo-capable", target="<= 0.2", value=top, met=top <= 0.2),
+        Goal(name="premium-only p95 wait / fifo-capable", target="<= 1.0", value=only, met=only <= 1.0),
+        Goal(name="all-task p95 wait / fifo-capable", target="<= 1.5", value=every, met=every <= 1.5),
+        Goal(name="cost / fifo-capable", target="<= 1.0", value=cost, met=cost <= 1.0),
+    ]
+
+
+def goals_text(goal_list: Sequence[Goal]) -> str:
+    return "\n".join(
+        f"  {'met ' if g.met else 'MISS'}  {g.name:38} {g.value:8.3f}  (goal {g.target})" for g in goal_list
+    )
+
+
+def _ratio(a: float, b: float) -> float:
+    if b == 0:
+        return 0.0 if a == 0 else math.inf
+    return a / b
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def scenario_json(result: ScenarioResult, *, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "trace": result.trace,
+        "fleet": result.fleet,
+        "seed": result.seed,
+        "offered_load": result.offered_load,
+        "tasks": result.tasks,
+        "settings": settings or {},
+        "policies": [{k: _clean(v) for k, v in m.to_json().items()} for m in result.metrics],
+        "goals": [g.to_json() for g in goals(result.metrics)],
+    }
+
+
+def _clean(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -1,0 +1,81 @@
+"""One scenario: a trace, a fleet, a seed; every policy on the same tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from router.engine import RouterConfig
+from sim.des import Outcome, simulate
+from sim.fleet import Fleet
+from sim.metrics import Metrics, measure
+from sim.policies import make_policy
+from sim.traces import load_difficulties, load_trace
+from sim.workload import SimTask, TaskMapping, build_tasks
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicySpec:
+    """A policy to run: a name from sim.policies.POLICIES, and for "router" variants their settings."""
+
+    name: str
+    config: RouterConfig | None = None
+
+    @property
+    def base(self) -> str:
+        return "router" if self.name.startswith("router") else self.name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScenarioResult:
+    trace: str
+    fleet: str
+    seed: int
+    offered_load: float
+    tasks: int
+    metrics: list[Metrics]
+    outcomes: list[Outcome]
+
+
+def scenario_tasks(
+    trace: str, fleet: Fleet, *, mapping: TaskMapping, limit: int | None, traces_dir: Path | None = None
+) -> list[SimTask]:
+    arrivals = load_trace(trace, limit=limit, traces_dir=traces_dir)
+    return build_tasks(arrivals, load_difficulties(traces_dir), slot_count=fleet.slot_count, mapping=mapping)
+
+
+def run_policies(
+    fleet: Fleet, tasks: list[SimTask], policies: Sequence[PolicySpec]
+) -> tuple[list[Metrics], list[Outcome]]:
+    metrics, outcomes = [], []
+    for spec in policies:
+        dispatcher = make_policy(spec.base, fleet.catalog, config=spec.config)
+        dispatcher.name = spec.name
+        outcome = simulate(fleet, tasks, dispatcher)
+        outcomes.append(outcome)
+        metrics.append(measure(outcome, fleet.catalog))
+    return metrics, outcomes
+
+
+def run_scenario(
+    trace: str,
+    fleet: Fleet,
+    policies: Sequence[PolicySpec],
+    *,
+    mapping: TaskMapping | None = None,
+    limit: int | None = None,
+    traces_dir: Path | None = None,
+) -> ScenarioResult:
+    m = mapping or TaskMapping()
+    tasks = scenario_tasks(trace, fleet, mapping=m, limit=limit, traces_dir=traces_dir)
+    metrics, outcomes = run_policies(fleet, tasks, policies)
+    return ScenarioResult(
+        trace=trace,
+        fleet=fleet.name,
+        seed=m.seed,
+        offered_load=m.offered_load,
+        tasks=len(tasks),
+        metrics=metrics,
+        outcomes=outcomes,
+    )

@@ -1,0 +1,112 @@
+"""A real browser: Debian's Chromium, driven by Playwright, reads /resources from `router web`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from dash_seed import insert, standard_rows
+from support.processes import RouterProcess, wait_for
+
+from store.db import make_engine
+from store.schema import metadata
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _require_chromium() -> None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        reason = "the playwright package is not installed (pip install -e '.[dev]')"
+        pytest.fail(reason) if IN_CI else pytest.skip(reason)
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        pytest.fail(reason) if IN_CI else pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def web(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[str]:
+    """`router web` on a SQLite file seeded with the standard rows around the real current time."""
+    _require_chromium()
+    url = f"sqlite:///{tmp_path / 'web.sqlite3'}"
+    engine = make_engine(url)
+    metadata.create_all(engine)
+    insert(engine, *standard_rows(now=datetime.now(tz=UTC)))
+    engine.dispose()
+    port = _free_port()
+    proc = RouterProcess(
+        ["web", "--host", "127.0.0.1", "--port", str(port)],
+        env={"REDIS_URL": redis_url, "ROUTER_PREFIX": prefix, "DATABASE_URL": url},
+        log_path=tmp_path / "web.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(f"{base}/healthz") or proc.proc.poll() is not None, what="router web to answer")
+        assert proc.proc.poll() is None, proc.log()
+        yield base
+    finally:
+        proc.stop()
+
+
+def test_chromium_shows_the_seeded_matrix(web: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.goto(f"{web}/resources?window=24h")
+            assert page.title().startswith("Routing")
+
+            def cell(model: str, layer: str) -> str:
+                return page.locator(f'td[data-model="{model}"][data-layer="{layer}"]').inner_text()
+
+            chore = cell("haiku", "chore")
+            assert chore.split()[0] == "3" and "$0.04" in chore and "mixed" in chore
+            design = cell("sonnet", "design")
+            assert design.split()[0] == "2" and "$0.80" in design and "$0.4000/dec" in design and "actual" in design
+            strategy = cell("opus", "strategy")
+            assert strategy.split()[0] == "2" and "$1.20" in strategy and "estimate" in strategy
+            assert cell("glm", "chore") == "·"
+            assert page.locator("#grand-total").inner_text().split()[0] == "8"
+            assert "50.0%" in page.locator("#premium-share").inner_text()
+            # the script-like layer name is text in a header, not a script that ran
+            assert page.locator("th", has_text="<script>alert('x')</script>").count() == 1
+            assert page.locator("#cost-chart rect").count() == 3
+            page.screenshot(path=str(tmp_path / "resources.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "resources.png").stat().st_size > 10_000

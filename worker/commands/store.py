@@ -1,0 +1,348 @@
+"""Commands on the decision store: `recorder`, `db upgrade`, `explain`, `decisions`, `dead`,
+`retention` and `rq-worker` (the RQ worker for the low-rate side jobs)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import redis
+from rich.console import Console
+from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
+
+from router.errors import RouterError
+from store import explain as explaining
+from store import jobs
+from store.db import make_engine
+from store.migrate import current_revision, head_revision, upgrade
+from store.queries import decisions_for_task, list_decisions
+from streams.codec import decode, entry_data
+from streams.keys import RECORDER_GROUP, Keys
+from worker.commands.common import add_connection_options, redis_from, settings_from
+from worker.logs import configure
+from worker.recorder import Recorder
+
+OUTCOMES = ("assigned", "await_slot", "unroutable")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("recorder", help="persist decision records and usage to SQL")
+    add_connection_options(p, database=True)
+    p.add_argument("--batch", type=int, dest="recorder_batch", help="entries per insert (env ROUTER_RECORDER_BATCH)")
+    p.add_argument("--consumer", help="consumer name in the recorder group (env ROUTER_CONSUMER)")
+    p.set_defaults(func=run_recorder)
+
+    db = subparsers.add_parser("db", help="decision store schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = db_sub.add_parser("upgrade", help="create or migrate the tables (idempotent)")
+    add_connection_options(up, database=True)
+    up.add_argument("--revision", default="head", help="target revision (default head)")
+    up.set_defaults(func=run_db_upgrade)
+
+    ex = subparsers.add_parser("explain", help="every decision about a task, with alternatives and reasons")
+    add_connection_options(ex, database=True)
+    ex.add_argument("task_id", metavar="TASK_ID")
+    ex.add_argument("--json", action="store_true", help="one JSON document for scripts")
+    ex.set_defaults(func=run_explain)
+
+    ls = subparsers.add_parser("decisions", help="list recorded decisions from SQL, newest first")
+    add_connection_options(ls, database=True)
+    ls.add_argument("--since", type=since_arg, help="age (90s, 15m, 1h, 7d) or ISO time (default 1h)")
+    ls.add_argument("--model", help="only decisions that chose this model")
+    ls.add_argument("--layer", help="only tasks of this layer")
+    ls.add_argument("--outcome", choices=OUTCOMES, help="only this outcome")
+    ls.add_argument("--limit", type=positive_int, default=200, help="at most this many (default 200)")
+    ls.add_argument("--json", action="store_true", help="one JSON record per line")
+    ls.set_defaults(func=run_decisions)
+
+    dead = subparsers.add_parser("dead", help="dead-lettered entries")
+    dead_sub = dead.add_subparsers(dest="dead_command", required=True, metavar="ACTION")
+    dl = dead_sub.add_parser("list", help="show dead-lettered entries with their reasons")
+    add_connection_options(dl)
+    dl.add_argument("--count", "-n", type=positive_int, default=100)
+    dl.add_argument("--json", action="store_true")
+    dl.set_defaults(func=run_dead_list)
+    rq = dead_sub.add_parser("requeue", help="re-drive dead letters to their source stream (an RQ job)")
+    add_connection_options(rq)
+    which = rq.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", action="append", dest="ids", metavar="ID", help="a dead-letter entry id (repeatable)")
+    which.add_argument("--all", action="store_true", help="every dead letter")
+    rq.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for the job's result")
+    rq.set_defaults(func=run_dead_requeue)
+
+    ret = subparsers.add_parser("retention", help="delete decisions older than the retention age, once")
+    add_connection_options(ret, database=True)
+    ret.add_argument("--days", type=positive_float, help="age in days (env ROUTER_RETENTION_DAYS, default 30)")
+    ret.set_defaults(func=run_retention)
+
+    w = subparsers.add_parser("rq-worker", help="RQ worker (JSON serializer) for side jobs; schedules retention")
+    add_connection_options(w, database=True)
+    w.add_argument("--retention-every", type=since_arg, default=timedelta(days=1), help="how often (default 1d)")
+    w.add_argument("--no-retention", action="store_true", help="do not schedule the retention job")
+    w.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    w.set_defaults(func=run_rq_worker)
+
+
+# -- argument types: a bad value is a usage error (exit 2), never a traceback ---------------------
+
+
+def since_arg(value: str) -> timedelta:
+    """`90s`, `15m`, `1h`, `7d`, `2w`, or an ISO-8601 time (as the age it is now)."""
+    match = _DURATION.match(value)
+    if match:
+        return timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a duration (90s, 15m, 1h, 7d) or an ISO time") from None
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return datetime.now(tz=UTC) - at
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be positive")
+    return number
+
+
+def positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be positive")
+    return number
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def run_recorder(args: argparse.Namespace) -> int:
+    settings = settings_from(args).with_overrides(recorder_batch=args.recorder_batch, consumer=args.consumer)
+    configure(settings.log_level)
+    return Recorder(settings, redis_from(settings)).run()
+
+
+def run_db_upgrade(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine, args.revision)
+        print(f"decision store at revision {current_revision(engine)} (head {head_revision()})")
+    except SQLAlchemyError as exc:
+        raise RouterError(f"cannot migrate {settings!r}: {_short(exc)}") from None
+    finally:
+        engine.dispose()
+    return 0
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    r = redis_from(settings)
+    keys = Keys(settings.prefix)
+    stored: list[dict[str, Any]] = []
+    warning = None
+    engine = make_engine(settings.database_url)
+    try:
+        stored = [d.to_record() for d in decisions_for_task(engine, args.task_id)]
+        start = _unrecorded_start(r, keys)
+    except SQLAlchemyError as exc:
+        warning = f"decision store unavailable ({_short(exc)}); showing the decisions stream only"
+        start = "-"
+    finally:
+        engine.dispose()
+    streamed = [doc for doc in _stream_records(r, keys.decisions, start) if doc.get("task_id") == args.task_id]
+    records = explaining.merge(stored, streamed)
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps({"task_id": args.task_id, "decisions": records}) + b"\n")
+        return 0
+    console = Console(highlight=False)
+    if warning:
+        console.print(Text(warning, style="yellow"))
+    console.print(explaining.render(args.task_id, records))
+    return 0 if records else 1
+
+
+def run_decisions(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    since = datetime.now(tz=UTC) - (args.since if args.since is not None else timedelta(hours=1))
+    engine = make_engine(settings.database_url)
+    try:
+        found = list_decisions(
+            engine, since=since, model=args.model, layer=args.layer, outcome=args.outcome, limit=args.limit
+        )
+    except SQLAlchemyError as exc:
+        raise RouterError(f"cannot read the decision store: {_short(exc)}") from None
+    finally:
+        engine.dispose()
+    if args.json:
+        for d in found:
+            sys.stdout.buffer.write(orjson.dumps(d.to_record()) + b"\n")
+        return 0
+    console = Console(highlight=False)
+    for d in found:
+        line = Text(f"{d.decided_at:%Y-%m-%d %H:%M:%S} ", style="dim")
+        line.append(f"{d.outcome:<10} ", style=explaining.OUTCOME_STYLE.get(d.outcome, ""))
+        line.append(f"{d.task_id:<16} ", style="bold")
+        line.append(f"{d.layer:<10} p{d.priority:<3} ev {d.ev:.2f} ")
+        if d.chosen_model:
+            line.append(f"-> {d.chosen_model} @ {d.chosen_slot_id} ")
+        if d.cost_usd is not None:
+            line.append(f"${d.cost_usd:.4f} ({d.cost_basis}) ", style="dim")
+        line.append(d.reason_code, style="dim")
+        console.print(line)
+    console.print(Text(f"{len(found)} decision(s) since {since:%Y-%m-%d %H:%M:%S}Z", style="dim"))
+    return 0
+
+
+def run_dead_list(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    r = redis_from(settings)
+    entries: Any = r.xrevrange(Keys(settings.prefix).dead, count=args.count)
+    console = Console(highlight=False)
+    for entry_id, fields in reversed(entries):
+        data = entry_data(fields or {})
+        try:
+            doc = decode(data) if data is not None else None
+        except ValueError:
+            doc = {"raw": data.decode(errors="replace") if data else None, "error": "unreadable dead letter"}
+        if args.json:
+            sys.stdout.buffer.write(orjson.dumps({"id": _text(entry_id), **(doc or {})}) + b"\n")
+            continue
+        doc = doc or {}
+        line = Text(f"{_text(entry_id)}  ", style="bold")
+        line.append(f"[{doc.get('stream', 'events')} {doc.get('source_id')}] ", style="dim")
+        line.append(str(doc.get("error")), style="red")
+        line.append(f"\n    {str(doc.get('raw'))[:300]}", style="dim")
+        console.print(line)
+    return 0
+
+
+def run_dead_requeue(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    r = redis_from(settings)
+    queue = jobs.job_queue(r, settings.prefix)
+    job = queue.enqueue(
+        jobs.requeue_job,
+        settings.prefix,
+        None if args.all else list(args.ids),
+        description="model-router dead-letter requeue",
+    )
+    print(f"queued requeue job {job.id} on RQ queue {queue.name!r} (processed by `router rq-worker`)")
+    if args.wait > 0:
+        result = _wait_for(job, args.wait)
+        if result is None:
+            print(f"no result within {args.wait:g}s; the job stays queued", file=sys.stderr)
+            return 1
+        print(orjson.dumps(result).decode())
+    return 0
+
+
+def run_retention(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    days = args.days if args.days is not None else settings.retention_days
+    try:
+        result = jobs.run_retention(settings.database_url, days=days)
+    except SQLAlchemyError as exc:
+        raise RouterError(f"retention failed: {_short(exc)}") from None
+    print(
+        f"deleted {result['decisions_deleted']} decision(s) and {result['usage_deleted']} usage report(s) "
+        f"older than {days:g} days (before {result['cutoff']})"
+    )
+    return 0
+
+
+def run_rq_worker(args: argparse.Namespace) -> int:
+    from rq import Worker
+    from rq.serializers import JSONSerializer
+
+    settings = settings_from(args)
+    configure(settings.log_level)
+    jobs.configure(database_url=settings.database_url, redis_url=settings.redis_url)
+    r = redis_from(settings)
+    stop = threading.Event()
+    if not args.no_retention:
+        ticker = jobs.RetentionTicker(
+            r,
+            prefix=settings.prefix,
+            days=settings.retention_days,
+            every_s=args.retention_every.total_seconds(),
+            stop=stop,
+        )
+        threading.Thread(target=ticker.run, name="retention-ticker", daemon=True).start()
+    worker = Worker([jobs.job_queue(r, settings.prefix)], connection=r, serializer=JSONSerializer)
+    try:
+        worker.work(burst=args.burst, with_scheduler=True, logging_level=settings.log_level.upper())
+    finally:
+        stop.set()
+    return 0
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _unrecorded_start(r: redis.Redis, keys: Keys) -> str:
+    """Where in the decisions stream the records not yet in SQL may start: the recorder group's
+    oldest pending entry, else the entry after the last one it read; the whole stream when no
+    recorder has run yet."""
+    try:
+        groups: Any = r.xinfo_groups(keys.decisions)
+    except redis.ResponseError:
+        return "-"
+    group = next((g for g in groups if _text(g["name"]) == RECORDER_GROUP), None)
+    if group is None:
+        return "-"
+    pending: Any = r.xpending(keys.decisions, RECORDER_GROUP)
+    if pending and pending.get("pending"):
+        return _text(pending["min"])
+    return "(" + _text(group["last-delivered-id"])
+
+
+def _stream_records(r: redis.Redis, key: str, start: str) -> Iterator[dict[str, Any]]:
+    while True:
+        entries: Any = r.xrange(key, min=start, max="+", count=1000)
+        for entry_id, fields in entries:
+            data = entry_data(fields or {})
+            try:
+                doc = decode(data) if data is not None else None
+            except ValueError:
+                doc = None
+            if isinstance(doc, dict):
+                yield doc
+            start = "(" + _text(entry_id)
+        if len(entries) < 1000:
+            return
+
+
+def _wait_for(job: Any, seconds: float) -> Any:
+    deadline = datetime.now(tz=UTC) + timedelta(seconds=seconds)
+    while datetime.now(tz=UTC) < deadline:
+        status = job.get_status(refresh=True)
+        if status == "finished":
+            return job.return_value(refresh=True)
+        if status == "failed":
+            raise RouterError(f"requeue job {job.id} failed; see `rq info` / the RQ failed registry")
+        threading.Event().wait(0.2)
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

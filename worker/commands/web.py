@@ -1,0 +1,60 @@
+"""`router web`: the dashboard, `/metrics` and `/healthz` (uvicorn serving dashboard.app)."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+from starlette.applications import Starlette
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from dashboard.app import DEFAULT_REFRESH_S, create_app
+from dashboard.db import read_only_engine
+from router.catalog import load_catalog
+from streams.connection import connect
+from worker.commands.common import add_connection_options, settings_from
+from worker.logs import configure
+from worker.settings import Settings
+
+# Short socket timeouts and one immediate retry (for a pooled connection Redis dropped): a page or a
+# scrape should say "Redis does not answer" within seconds, not after redis-py's default backoff.
+REDIS_TIMEOUT_S = 2.0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("web", help="serve the dashboard (/resources), /metrics and /healthz")
+    add_connection_options(p, database=True)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument(
+        "--refresh-s", type=int, default=DEFAULT_REFRESH_S, help="how often the page reloads itself, in seconds"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    configure(settings.log_level)
+    app = build_app(settings, refresh_s=args.refresh_s)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False)
+    return 0
+
+
+def build_app(settings: Settings, *, refresh_s: int = DEFAULT_REFRESH_S) -> Starlette:
+    """The dashboard application for these settings (also served by `router demo`)."""
+    # Unlike the worker, the dashboard starts without Redis or the database: /healthz reports them.
+    r = connect(
+        settings.redis_url,
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 1),
+    )
+    app = create_app(
+        engine=read_only_engine(settings.database_url),
+        r=r,
+        catalog=load_catalog(settings.catalog_path),
+        prefix=settings.prefix,
+        refresh_s=max(1, refresh_s),
+    )
+    return app
