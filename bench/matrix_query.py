@@ -3,9 +3,12 @@
 Seeds its own schema (created here, kept between runs unless --reseed, since seeding is the slow
 part) with N decisions spread evenly over the last `--days` days, 85% assigned across seven
 models and eight layers, 60% of the assigned with reported usage; then times
-`dashboard.queries.window_sums` (the one query behind the Routing panel and the JSON API) for
-the 1 h, 24 h and 7 d windows: median and worst of `--repeat` runs after one warm-up. Not a test:
-run it by hand.
+`dashboard.queries.window_sums` (the one query behind the Routing panel and the JSON API: whole
+hours from the hourly rollup, the partial first and last hour from the decision and usage tables)
+and, for comparison, `raw_window_sums` (the decision and usage tables alone) for the 1 h, 24 h and
+7 d windows: median and worst of `--repeat` runs after one warm-up. The rollup is filled by the
+store's migration 0002 after seeding, as it would be for a store that predates it; that backfill
+is timed too. Not a test: run it by hand.
 
     /tmp/venv/bin/python bench/matrix_query.py                 # 1,000,000 decisions over 7 days
     /tmp/venv/bin/python bench/matrix_query.py --days 1        # all of them inside the 24 h window
@@ -16,13 +19,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, create_engine, text
 
-from dashboard.queries import window_sums
+from dashboard.queries import CellSums, raw_window_sums, window_sums
 from store.db import make_engine
-from store.schema import metadata
+from store.migrate import VERSION_TABLE, upgrade
+from store.schema import HOURLY_TABLE, metadata
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 WINDOWS_H = (1, 24, 24 * 7)
@@ -56,33 +61,68 @@ WHERE outcome = 'assigned' AND (substr(decision_id, 3)::bigint % 10) < 6
 """
 
 
-def seed(engine: Engine, *, n: int, days: float, now: datetime) -> None:
+def seed(engine: Engine, *, n: int, days: float, now: datetime) -> float:
+    """Seed at revision 0001, then upgrade (which backfills the rollup); returns the upgrade's seconds."""
     metadata.drop_all(engine)
-    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+    upgrade(engine, "0001")
     params = {"n": n, "now": now, "span": timedelta(days=days)}
     with engine.begin() as conn:
         conn.execute(text(SEED_DECISIONS), params)
         conn.execute(text(SEED_USAGE))
+    started = time.perf_counter()
+    upgrade(engine)
+    backfill_s = time.perf_counter() - started
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE model_routing_decisions"))
         conn.execute(text("VACUUM ANALYZE model_routing_usage"))
+        conn.execute(text(f"VACUUM ANALYZE {HOURLY_TABLE}"))
+    return backfill_s
+
+
+Query = Callable[..., list[CellSums]]
 
 
 def count(engine: Engine) -> int:
+    """Decisions stored, or -1 when the schema predates the rollup (so it is seeded again)."""
     with engine.connect() as conn:
+        if not conn.execute(text("SELECT to_regclass(:t)"), {"t": HOURLY_TABLE}).scalar_one():
+            return -1
         return int(conn.execute(text("SELECT count(*) FROM model_routing_decisions")).scalar_one())
 
 
-def time_window(engine: Engine, *, hours: int, now: datetime, repeat: int) -> tuple[float, float, int]:
-    since = now - timedelta(hours=hours)
-    window_sums(engine, since=since, until=now)  # warm-up: plan cache, buffers
-    runs, rows = [], 0
+def time_window(engine: Engine, query: Query, *, since: datetime, until: datetime, repeat: int) -> tuple[float, float]:
+    query(engine, since=since, until=until)  # warm-up: plan cache, buffers
+    runs = []
     for _ in range(repeat):
         started = time.perf_counter()
-        cells = window_sums(engine, since=since, until=now)
+        query(engine, since=since, until=until)
         runs.append((time.perf_counter() - started) * 1000)
-        rows = sum(c.decisions for c in cells)
-    return statistics.median(runs), max(runs), rows
+    return statistics.median(runs), max(runs)
+
+
+def same(a: list[CellSums], b: list[CellSums]) -> bool:
+    """Counts equal, money equal to a millionth of a dollar per cell."""
+    by_cell = {(s.model, s.layer): s for s in b}
+    return len(a) == len(b) and all(
+        (x.model, x.layer) in by_cell
+        and all(
+            abs(getattr(x, f) - getattr(by_cell[(x.model, x.layer)], f)) < 1e-6
+            for f in (
+                "decisions",
+                "actual_decisions",
+                "actual_usd",
+                "estimated_decisions",
+                "estimated_usd",
+                "with_estimate",
+                "estimate_usd_all",
+                "premium",
+                "premium_below_p50",
+            )
+        )
+        for x in a
+    )
 
 
 def main() -> None:
@@ -106,19 +146,30 @@ def main() -> None:
     if args.reseed or not saved or count(engine) != args.decisions:
         now = datetime.now(tz=UTC).replace(microsecond=0)
         started = time.perf_counter()
-        seed(engine, n=args.decisions, days=args.days, now=now)
+        backfill_s = seed(engine, n=args.decisions, days=args.days, now=now)
         with admin.begin() as conn:
             conn.execute(text(f"COMMENT ON SCHEMA \"{schema}\" IS '{now.isoformat()}'"))
-        print(f"seeded {args.decisions:,} decisions over {args.days:g} days in {time.perf_counter() - started:.1f} s")
+        print(
+            f"seeded {args.decisions:,} decisions over {args.days:g} days in {time.perf_counter() - started:.1f} s; "
+            f"migration 0002 (rollup backfill) took {backfill_s:.1f} s"
+        )
     with engine.connect() as conn:
         version = conn.execute(text("SHOW server_version")).scalar_one()
     print(f"PostgreSQL {version}; {count(engine):,} decisions in schema {schema}")
+    # Windows end at the seeding's "now", to the second as the dashboard's do: mid-hour, so both
+    # partial hours are read raw.
+    until = now
     for hours in WINDOWS_H:
-        median_ms, worst_ms, rows = time_window(engine, hours=hours, now=now, repeat=args.repeat)
-        print(
-            f"window {hours:>4} h: {rows:>9,} assigned decisions aggregated; "
-            f"median {median_ms:7.1f} ms, worst {worst_ms:7.1f} ms"
-        )
+        since = until - timedelta(hours=hours)
+        raw = raw_window_sums(engine, since=since, until=until)
+        agree = same(window_sums(engine, since=since, until=until), raw)
+        rows = sum(c.decisions for c in raw)
+        for name, query in (("rollup", window_sums), ("raw", raw_window_sums)):
+            median_ms, worst_ms = time_window(engine, query, since=since, until=until, repeat=args.repeat)
+            print(
+                f"window {hours:>4} h, {name:>6}: {rows:>9,} assigned decisions; "
+                f"median {median_ms:7.1f} ms, worst {worst_ms:7.1f} ms" + ("" if agree else "  RESULTS DIFFER")
+            )
 
 
 if __name__ == "__main__":

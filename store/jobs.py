@@ -20,6 +20,7 @@ from rq.serializers import JSONSerializer
 
 from router.errors import ConfigError
 from store.db import make_engine
+from store.rollup import hour_of
 from store.writer import delete_before
 from streams.codec import decode, entry_data
 from streams.keys import Keys
@@ -67,14 +68,26 @@ def retention_job(days: float) -> dict[str, Any]:
 
 
 def run_retention(database_url: str, *, days: float, now: datetime | None = None) -> dict[str, Any]:
-    cutoff = (now or datetime.now(tz=UTC)) - timedelta(days=days)
+    # Whole hours, as the rollup keeps them: the start of the hour `days` ago.
+    cutoff = hour_of((now or datetime.now(tz=UTC)) - timedelta(days=days))
     engine = make_engine(database_url)
     try:
-        decisions, usage = delete_before(engine, cutoff)
+        decisions, usage, hours = delete_before(engine, cutoff)
     finally:
         engine.dispose()
-    log.info("retention", cutoff=cutoff.isoformat(), decisions_deleted=decisions, usage_deleted=usage)
-    return {"cutoff": cutoff.isoformat(), "decisions_deleted": decisions, "usage_deleted": usage}
+    log.info(
+        "retention",
+        cutoff=cutoff.isoformat(),
+        decisions_deleted=decisions,
+        usage_deleted=usage,
+        rollup_rows_deleted=hours,
+    )
+    return {
+        "cutoff": cutoff.isoformat(),
+        "decisions_deleted": decisions,
+        "usage_deleted": usage,
+        "rollup_rows_deleted": hours,
+    }
 
 
 class RetentionTicker:

@@ -1,19 +1,35 @@
-"""The SQL schema: one row per decision, one row per reported usage.
+"""The SQL schema: one row per decision, one row per reported usage, and an hourly rollup of both.
 
 Usage lives in its own table rather than in columns of the decision row: a slot's `completed`
 report travels on a different stream from the decision and may reach the recorder first, so an
 insert that needs no decision row is what makes "usage before its decision" impossible to lose.
 Queries join the two on `decision_id`.
+
+The rollup holds, per (hour, model, layer), the sums the dashboard's matrix needs, so that a long
+window reads one row per hour and cell instead of every decision (see store/rollup.py).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Index, MetaData, SmallInteger, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
 
 from store.db import UtcDateTime
 
 DECISIONS_TABLE = "model_routing_decisions"
 USAGE_TABLE = "model_routing_usage"
+HOURLY_TABLE = "model_routing_hourly"
 
 # Lengths from the wire contract (ids up to 128 characters); decision ids are the input entry id
 # plus a sequence number, with room for a prefix.
@@ -82,4 +98,36 @@ usage = Table(
     Column("stream_id", String(ENTRY_ID_LEN)),
     Index("ix_mru_task", "task_id"),
     Index("ix_mru_reported_at", "reported_at"),
+)
+
+# Counts and sums over the assigned, non-dry-run decisions of one model on one layer decided in
+# one UTC hour, with their usage; the same figures dashboard.queries.CellSums carries. Only those
+# decisions are rolled up: the panel counts nothing else, and every row here is one it reads.
+HOURLY_COUNTS = (
+    "decisions",
+    "actual_decisions",
+    "estimated_decisions",
+    "with_estimate",
+    "premium",
+    "premium_below_p50",
+)
+HOURLY_SUMS = ("actual_usd", "estimated_usd", "estimate_usd_all")
+
+hourly = Table(
+    HOURLY_TABLE,
+    metadata,
+    Column("hour", UtcDateTime, nullable=False),  # the start of the UTC hour `decided_at` falls in
+    Column("chosen_model", String(ID_LEN), nullable=False),
+    Column("layer", String(ID_LEN), nullable=False),
+    Column("decisions", BigInteger, nullable=False),
+    Column("actual_decisions", BigInteger, nullable=False),  # with reported usage that has a cost
+    Column("actual_usd", Float, nullable=False),
+    Column("estimated_decisions", BigInteger, nullable=False),  # no reported cost, but an estimate
+    Column("estimated_usd", Float, nullable=False),
+    Column("with_estimate", BigInteger, nullable=False),  # an estimate at all, reported cost or not
+    Column("estimate_usd_all", Float, nullable=False),
+    Column("premium", BigInteger, nullable=False),  # chosen_tier >= the premium tier
+    Column("premium_below_p50", BigInteger, nullable=False),  # ... with ev < ev_p50
+    # hour first: the dashboard reads a range of hours; retention deletes the oldest.
+    PrimaryKeyConstraint("hour", "chosen_model", "layer", name="pk_model_routing_hourly"),
 )

@@ -1,7 +1,8 @@
 """The recorder: persists decision records and usage reports from Redis streams to SQL.
 
 It reads `{prefix}decisions` and `{prefix}usage` with a consumer group of its own, writes each
-batch in one transaction of idempotent multi-row inserts, and acknowledges only after the commit.
+batch in one transaction of idempotent multi-row inserts (which also add the rows they inserted to
+the dashboard's hourly rollup, store/rollup.py), and acknowledges only after the commit.
 So every failure leaves entries pending rather than lost: a database outage holds the batch and
 retries it; a Redis outage or a crash leaves it pending, and the next start reclaims it (a batch
 written twice is harmless, the inserts ignore rows already there). It trims the streams only

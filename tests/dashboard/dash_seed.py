@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-from store.schema import decisions, usage
+from store.writer import insert_decisions, insert_usage
 
 # A fixed "now" for the app under test, so windows are exact and nobody else's rows fall in them.
 NOW = datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC)
@@ -85,11 +85,10 @@ def usage_for(
 
 
 def insert(engine: Engine, decision_rows: Sequence[dict[str, Any]], usage_rows: Sequence[dict[str, Any]] = ()) -> None:
+    """Through the store's writer, as the recorder writes, so the hourly rollup is kept too."""
     with engine.begin() as conn:
-        if decision_rows:
-            conn.execute(decisions.insert(), list(decision_rows))
-        if usage_rows:
-            conn.execute(usage.insert(), list(usage_rows))
+        insert_decisions(conn, decision_rows)
+        insert_usage(conn, usage_rows)
 
 
 def standard_rows(now: datetime = NOW) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
