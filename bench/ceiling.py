@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 from types import FrameType
+from typing import Any
 
 import orjson
 import redis
@@ -37,7 +38,7 @@ def main() -> int:
             raise
     r.set(f"{prefix}leader", "ceiling")  # the driver waits for this key, as it does for the worker's lease
     while not _stop:
-        reply = r.xreadgroup(GROUP, "ceiling", {events: ">"}, count=batch, block=200)
+        reply: Any = r.xreadgroup(GROUP, "ceiling", {events: ">"}, count=batch, block=200)
         if not reply:
             continue
         pipe = r.pipeline(transaction=False)

@@ -3,8 +3,9 @@
 Workload: `slots` haiku slots register, then as many tasks fill them (warm-up). Measured events
 come in pairs: slot.free for the next busy slot in turn, then task.pending for a new task, so every
 task finds a free slot and is assigned in the batch that reads it. There are more slots (512) than
-pairs in one batch (256 entries = 128 pairs), so a slot is never freed twice before it is refilled. Latency is the time from the task event's XADD to its
-assignment's XADD, both read from the entry ids (Redis server clock, millisecond resolution).
+pairs in one batch (256 entries = 128 pairs), so a slot is never freed twice before it is refilled.
+Latency is the time from the task event's XADD to its assignment's XADD, both read from the entry
+ids (Redis server clock, millisecond resolution).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -49,7 +51,9 @@ def _start(kind: str, redis_url: str, prefix: str, batch_size: int) -> subproces
     env = dict(os.environ, REDIS_URL=redis_url, ROUTER_PREFIX=prefix, ROUTER_BATCH_SIZE=str(batch_size))
     env["ROUTER_LOG_LEVEL"] = "warning"  # one log line per decision would time the logger, not the router
     cmd = [ROUTER_BIN, "worker"] if kind == "router" else [sys.executable, "-m", "bench.ceiling"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr goes to a file: an unread pipe fills up and would block the process being measured
+    log = tempfile.NamedTemporaryFile(prefix=f"bench-{kind}-", suffix=".log", delete=False)  # noqa: SIM115
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 
 class Bench:
@@ -69,7 +73,9 @@ class Bench:
         deadline = time.monotonic() + 20
         while not self.r.exists(f"{self.prefix}leader"):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.kind} did not start: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+                raise RuntimeError(
+                    f"{self.kind} did not start: {self.proc.stderr.read().decode() if self.proc.stderr else ''}"
+                )
             time.sleep(0.05)
         pipe = self.r.pipeline(transaction=False)
         for slot in self.slots:
@@ -130,7 +136,11 @@ class Bench:
     # -- results -----------------------------------------------------------------------------
 
     def assignments(self) -> dict[str, int]:
-        streams = [f"{self.prefix}assign:{s}" for s in self.slots] if self.kind == "router" else [f"{self.prefix}assign:ceiling"]
+        streams = (
+            [f"{self.prefix}assign:{s}" for s in self.slots]
+            if self.kind == "router"
+            else [f"{self.prefix}assign:ceiling"]
+        )
         found: dict[str, int] = {}
         pipe = self.r.pipeline(transaction=False)
         for stream in streams:
@@ -149,7 +159,7 @@ class Bench:
             time.sleep(0.2)
 
     def result(self, offered_eps: float | None) -> RunResult:
-        self.wait_assigned(timeout_s=120)
+        self.wait_assigned(timeout_s=20)  # a task still unassigned by then counts as lost
         done = self.assignments()
         latencies = [done[t] - at for t, at in self.task_event_ms.items() if t in done]
         measured = [t for t in self.task_event_ms if t in done]

@@ -12,6 +12,7 @@ bench/results/scaling.json and .md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -27,8 +28,11 @@ from router.values import SlotFree, Task, TaskPending
 
 RESULTS = Path(__file__).parent / "results"
 MODELS = ("haiku", "sonnet", "opus")
-REQUIRES: tuple[dict[str, int], ...] = ({}, {"coding": 5}, {"coding": 7, "reasoning": 6}, {"coding": 9, "reasoning": 9})
+# Requirements every model of the packaged catalogue meets: each freed slot, whatever its model, then
+# goes to a waiting task and each new task waits, so the awaiting count stays where the case sets it.
+REQUIRES: tuple[dict[str, int], ...] = ({}, {"coding": 5}, {"writing": 5}, {"safety": 5})
 BATCH = 16
+_RUNS = itertools.count()
 
 
 def _task(rng: random.Random, n: int) -> TaskPending:
@@ -50,25 +54,30 @@ def build(waiting: int, slots: int, seed: int = 1) -> tuple[Router, random.Rando
     return router, rng, slot_ids
 
 
-def time_events(router: Router, rng: random.Random, slot_ids: list[str], events: int) -> float:
+def time_events(router: Router, rng: random.Random, events: int) -> float:
     """Seconds per event over `events` events (half slot.free, half task.pending)."""
-    n = 10_000_000
-    busy = [s for s in slot_ids if router.ledger.slots[s].state.value == "busy"]
+    n = 10_000_000 + 1_000_000 * _RUNS.__next__()  # fresh ids per run: a re-used id counts as already assigned
+    pools = list(router.ledger.pools.values())
+    sent = 0
     start = time.perf_counter()
     now = 1000
     for b in range(events // (2 * BATCH)):
         router.begin_batch(f"{now}-{b}")
         for _ in range(BATCH):
-            slot_id = busy[rng.randrange(len(busy))]
+            busy_pools = [p for p in pools if p.busy]  # a handful of pools: one per model
+            if not busy_pools:
+                break  # every slot freed in this batch already (the 10-slot cases)
+            pool = busy_pools[rng.randrange(len(busy_pools))]
+            slot_id = pool.busy[rng.randrange(len(pool.busy))]
             model = router.ledger.slots[slot_id].model
             router.apply(SlotFree(slot_id=slot_id, model=model), event_id="e", now_ms=now)
+            sent += 2
             n += 1
             router.apply(_task(rng, n), event_id="e", now_ms=now)
         router.match(now_ms=now)
         router.drain_changes()
-        busy = [s for s in busy if router.ledger.slots[s].state.value == "busy"] or busy
         now += 5
-    return (time.perf_counter() - start) / (events // (2 * BATCH) * 2 * BATCH)
+    return (time.perf_counter() - start) / max(sent, 1)
 
 
 def memory_per_waiting(tasks: int = 20_000) -> float:
@@ -97,10 +106,16 @@ def main() -> int:
     cases: list[dict[str, Any]] = []
     for waiting in (100, 10_000, 100_000):
         for slots in (10, 1_000, 5_000):
-            router, rng, slot_ids = build(waiting, slots)
-            runs = [time_events(router, rng, slot_ids, args.events) * 1e6 for _ in range(args.repeats)]
-            case = {"waiting": waiting, "slots": slots, "us_per_event": statistics.median(runs),
-                    "min": min(runs), "max": max(runs), "waiting_after": len(router.waiting)}
+            router, rng, _ = build(waiting, slots)
+            runs = [time_events(router, rng, args.events) * 1e6 for _ in range(args.repeats)]
+            case = {
+                "waiting": waiting,
+                "slots": slots,
+                "us_per_event": statistics.median(runs),
+                "min": min(runs),
+                "max": max(runs),
+                "waiting_after": len(router.waiting),
+            }
             cases.append(case)
             print(case, flush=True)
     smallest = cases[0]["us_per_event"]
@@ -116,9 +131,15 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     lines = ["| awaiting | slots | µs per event (median [min-max]) |", "|---|---|---|"]
-    lines += [f"| {c['waiting']:,} | {c['slots']:,} | {c['us_per_event']:.1f} [{c['min']:.1f}-{c['max']:.1f}] |" for c in cases]
-    lines += ["", f"100,000 awaiting and 5,000 slots / smallest case: {doc['largest_vs_smallest']:.2f} (goal <= 2)",
-              f"memory per awaiting task: {doc['bytes_per_waiting_task']:.0f} bytes (goal <= 2048)"]
+    lines += [
+        f"| {c['waiting']:,} | {c['slots']:,} | {c['us_per_event']:.1f} [{c['min']:.1f}-{c['max']:.1f}] |"
+        for c in cases
+    ]
+    lines += [
+        "",
+        f"100,000 awaiting and 5,000 slots / smallest case: {doc['largest_vs_smallest']:.2f} (goal <= 2)",
+        f"memory per awaiting task: {doc['bytes_per_waiting_task']:.0f} bytes (goal <= 2048)",
+    ]
     md = "\n".join(lines) + "\n"
     args.out.with_suffix(".md").write_text(md)
     print(md)

@@ -85,10 +85,15 @@ def markdown(table: dict[str, Any], ratios: dict[str, float], repeats: int) -> s
         "|---|---|---|---|",
     ]
     for name, row in table.items():
-        cells = [f"{row[k]['median']:.1f} [{row[k]['min']:.1f}-{row[k]['max']:.1f}]" for k in ("achieved_eps", "p50_ms", "p99_ms")]
+        cells = [
+            f"{row[k]['median']:.1f} [{row[k]['min']:.1f}-{row[k]['max']:.1f}]"
+            for k in ("achieved_eps", "p50_ms", "p99_ms")
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"router throughput / ceiling throughput at saturation: {ratios['throughput_vs_ceiling']:.2f} (goal >= 0.5)")
+    lines.append(
+        f"router throughput / ceiling throughput at saturation: {ratios['throughput_vs_ceiling']:.2f} (goal >= 0.5)"
+    )
     lines.append(f"router p99 / ceiling p99 at 1,000 events/s: {ratios['p99_at_1000_vs_ceiling']:.2f} (goal <= 2)")
     return "\n".join(lines) + "\n"
 

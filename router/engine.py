@@ -196,6 +196,17 @@ class Router:
         return [Cancelled(task_id=task_id, event_id=event_id, at_ms=now_ms)]
 
     def _slot_free(self, event: SlotFree, *, event_id: str, now_ms: int) -> list[Effect]:
+        current = self.ledger.get(event.slot_id)
+        if (
+            current is not None
+            and current.state is SlotState.BUSY
+            and event.completed is not None
+            and current.task_id is not None
+            and event.completed.task_id != current.task_id
+        ):
+            # A late or duplicated slot.free (a producer's retried XADD) reporting an earlier task:
+            # the slot has since been given another one, so freeing it would double-book it.
+            return [self._usage(event, None, event_id=event_id, now_ms=now_ms)]
         before = self.ledger.mark_free(slot_id=event.slot_id, model=event.model, account=event.account, now_ms=now_ms)
         if event.completed is None:
             return []

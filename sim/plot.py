@@ -1,7 +1,7 @@
-"""The PNG: cost against the top-EV decile's p95 wait per policy, and against all tasks' p95 wait beside it.
+"""The PNG: per scenario, cost against the top-EV decile's p95 wait (left) and all tasks' p95 wait (right).
 
-Router variants of a settings sweep (names starting "router[") are joined by a line per scenario,
-which draws the cost / waiting trade-off of that setting.
+Router variants of a settings sweep (names starting "router[") are joined by a line, which draws the
+cost / waiting trade-off of that setting.
 """
 
 from __future__ import annotations
@@ -15,47 +15,51 @@ matplotlib.use("Agg")  # files only: no display on servers or in CI
 
 import matplotlib.pyplot as plt
 
+from sim.metrics import Metrics
 from sim.run import ScenarioResult
 
-MARKERS = "osD^v<>p*h"
+PANELS = (("top_decile_wait_p95_s", "top-EV-decile wait p95 (s)"), ("wait_p95_s", "all-task wait p95 (s)"))
+
+
+def _short(policy: str) -> str:
+    if policy.startswith("router[") and "=" in policy:
+        return policy[policy.index("=") + 1 : -1]  # a sweep value; the line shows which setting
+    return policy
+
+
+def _x(m: Metrics, key: str) -> float:
+    return max(float(getattr(m, key)), 1.0)  # log axis: a zero wait is drawn at 1 s
 
 
 def plot(results: Sequence[ScenarioResult], path: Path, *, title: str = "") -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharey=False)
-    panels = (("top_decile_wait_p95_s", "top-EV-decile wait p95 (s)"), ("wait_p95_s", "all-task wait p95 (s)"))
-    for ax, (key, label) in zip(axes, panels, strict=True):
-        for i, result in enumerate(results):
-            scenario = f"{result.trace} {result.fleet}"
-            color = f"C{i % 10}"
+    rows = max(1, len(results))
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 3.2 * rows), squeeze=False)
+    for row, result in zip(axes, results, strict=False):
+        for ax, (key, label) in zip(row, PANELS, strict=True):
             sweep = [m for m in result.metrics if m.policy.startswith("router[")]
             if len(sweep) > 1:
-                ax.plot(
-                    [max(getattr(m, key), 1.0) for m in sweep],
-                    [m.total_usd for m in sweep],
-                    "-",
-                    color=color,
-                    alpha=0.5,
-                )
+                ax.plot([_x(m, key) for m in sweep], [m.total_usd for m in sweep], "-o", color="C3", ms=3, alpha=0.6)
             for j, m in enumerate(result.metrics):
-                x = max(getattr(m, key), 1.0)  # log axis: a zero wait is drawn at 1 s
-                ax.scatter(
-                    [x],
-                    [m.total_usd],
-                    color=color,
-                    marker=MARKERS[j % len(MARKERS)],
-                    s=40,
-                    label=f"{scenario}: {m.policy}" if ax is axes[0] else None,
-                )
+                base = m.policy if not m.policy.startswith("router[") else None
+                color = "C3" if base is None else f"C{j % 10}"
+                if base is not None:
+                    ax.scatter([_x(m, key)], [m.total_usd], color=color, s=36, zorder=3)
                 ax.annotate(
-                    m.policy, (x, m.total_usd), textcoords="offset points", xytext=(4, 3), fontsize=6, color=color
+                    _short(m.policy),
+                    (_x(m, key), m.total_usd),
+                    textcoords="offset points",
+                    xytext=(4, 3),
+                    fontsize=7,
+                    color=color,
                 )
-        ax.set_xscale("log")
-        ax.set_xlabel(label)
-        ax.set_ylabel("total cost (USD)")
-        ax.grid(True, which="both", alpha=0.3)
-    fig.legend(loc="lower center", ncol=3, fontsize=6, frameon=False)
-    fig.suptitle(title or "model-router what-if: cost against waiting, per policy")
-    fig.tight_layout(rect=(0, 0.16, 1, 0.95))
+            ax.set_xscale("log")
+            ax.set_xlabel(label, fontsize=8)
+            ax.set_ylabel("total cost (USD)", fontsize=8)
+            ax.set_title(f"{result.trace} on {result.fleet}", fontsize=9)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.tick_params(labelsize=7)
+    fig.suptitle(title or "model-router what-if: cost against waiting per policy (line: router settings sweep)")
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=110)
     plt.close(fig)

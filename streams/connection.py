@@ -1,36 +1,91 @@
-"""Redis connections with timeouts that suit blocking stream reads."""
+"""Redis connections with timeouts that suit blocking stream reads; a single server or a cluster.
+
+`REDIS_URL` picks both: `redis://` or `rediss://` (TLS) for one server, and the query parameter
+`cluster=true` (say `redis://node-a:7000/0?cluster=true`) for Redis Cluster, where the URL names
+any one node and the client discovers the rest. On a cluster, every key of one router must hash to
+one slot so the atomic step's Lua call can touch them together: give `ROUTER_PREFIX` a hash tag,
+such as `router:{pool-a}:` (see `cluster_prefix_problem`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
 
 # Extra socket time beyond the longest BLOCK, so a blocking read never hits the socket timeout
 # (redis-py would retry it and turn one slow read into a long hang).
 SOCKET_MARGIN_S = 5.0
+CLUSTER_PARAM = "cluster"
+_TRUE = {"1", "true", "yes", "on"}
 
 
 def connect(url: str, *, block_ms: int = 1000, **overrides: Any) -> redis.Redis:
+    """A client for `url`. Commands are never retried inside redis-py: a script call whose reply
+    was lost may have run, and running it again would write a batch twice. The callers' loops
+    retry with backoff after rebuilding their state instead."""
+    plain_url, cluster = split_cluster_flag(url)
     options: dict[str, Any] = {
         "socket_timeout": block_ms / 1000 + SOCKET_MARGIN_S,
         "socket_connect_timeout": 5.0,
         "health_check_interval": 30,
+        "retry": Retry(NoBackoff(), 0),
     }
     options.update(overrides)
-    return redis.Redis.from_url(url, **options)
+    if cluster:
+        # RedisCluster speaks the same commands for keys in one slot; the callers use no others.
+        return cast(redis.Redis, RedisCluster.from_url(plain_url, **options))
+    return redis.Redis.from_url(plain_url, **options)
+
+
+def split_cluster_flag(url: str) -> tuple[str, bool]:
+    """The URL without its `cluster` query parameter, and whether that parameter asked for one."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url, False
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    flags = [value for name, value in query if name == CLUSTER_PARAM]
+    if not flags:
+        return url, False
+    rest = urlencode([(name, value) for name, value in query if name != CLUSTER_PARAM])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment)), flags[-1].lower() in _TRUE
+
+
+def is_cluster_url(url: str) -> bool:
+    return split_cluster_flag(url)[1]
+
+
+def cluster_prefix_problem(url: str, prefix: str) -> str | None:
+    """Why `prefix` cannot work on the Redis at `url` (None if it can): on a cluster the prefix
+    needs a non-empty hash tag, so all of a router's keys land in one slot."""
+    if not is_cluster_url(url):
+        return None
+    start = prefix.find("{")
+    end = prefix.find("}", start + 1) if start >= 0 else -1
+    if start < 0 or end <= start + 1:
+        return f"ROUTER_PREFIX={prefix!r} has no hash tag; on Redis Cluster use one such as 'router:{{pool-a}}:'"
+    return None
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, for logs and reprs."""
+    """The URL with any password (in the authority or a `password` query parameter) replaced by
+    ***, for logs and reprs."""
     try:
         parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            user = parts.username or ""
+            host = parts.hostname or ""
+            netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if any(name == "password" for name, _ in query):
+            masked = urlencode([(n, "***" if n == "password" else v) for n, v in query], safe="*")
+        else:
+            masked = parts.query
     except ValueError:
         return "<unparseable url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, masked, parts.fragment))

@@ -19,22 +19,37 @@ COMMAND_MODULES = (
     "worker.commands.simulate",
     "worker.commands.web",
 )
+# Which module registers each command, so that running one imports only what it needs (the store,
+# the dashboard and the simulator pull in SQLAlchemy, Starlette and matplotlib).
+COMMAND_HOMES = {
+    "worker": "worker.commands.routing",
+    "tail": "worker.commands.ops",
+    "demo": "worker.commands.demo",
+    "simulate": "worker.commands.simulate",
+    "web": "worker.commands.web",
+    **dict.fromkeys(
+        ("recorder", "db", "explain", "decisions", "dead", "retention", "rq-worker"), "worker.commands.store"
+    ),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for `command` alone when it is known, else for every command (for --help)."""
     parser = argparse.ArgumentParser(
         prog="router",
         description="model-router: routes tasks to LLM agent slots.",
         epilog="Settings come from the environment: " + ", ".join(ENVIRONMENT_VARIABLES) + ".",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    home = COMMAND_HOMES.get(command or "")
+    for name in (home,) if home else COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -21,11 +21,11 @@ from rich.table import Table
 
 from router.catalog import load_catalog
 from router.values import Decision
+from store.db import make_engine
+from store.migrate import upgrade
 from streams.connection import connect, mask_url
 from streams.keys import Keys
 from worker.demo_fleet import FLEET, Pace, SyntheticDispatcher, start_fleet
-from store.db import make_engine
-from store.migrate import upgrade
 from worker.embedded import EmbeddedRedis
 from worker.recorder import Recorder
 from worker.routing import RoutingWorker

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from router.errors import ConfigError
-from streams.connection import mask_url
+from streams.connection import cluster_prefix_problem, mask_url
 
 DEFAULT_SQLITE_URL = "sqlite:///model-router.sqlite3"
 
@@ -120,3 +120,6 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"stale_after_s must be positive, got {s.stale_after_s}")
     if not s.prefix:
         raise ConfigError("ROUTER_PREFIX must not be empty")
+    problem = cluster_prefix_problem(s.redis_url, s.prefix)
+    if problem is not None:
+        raise ConfigError(problem)

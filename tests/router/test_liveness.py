@@ -92,3 +92,23 @@ def test_lapsed_task_survives_a_restart_from_the_snapshot(catalog: Catalog) -> N
     )
     (lapsed,) = _batch(restored, SlotGone(slot_id="h1"), now_ms=T0 + 1, batch="2")
     assert lapsed.task.task_id == "a" and lapsed.reason_code is ReasonCode.ASSIGNMENT_LAPSED
+
+
+def test_duplicated_slot_free_for_an_earlier_task_does_not_free_a_busy_slot(catalog: Catalog) -> None:
+    """A producer's retried XADD can deliver `slot.free` (completed t1) again after the slot took t2."""
+    from router.values import Usage
+
+    router = _router(catalog)
+    done_a = SlotFree(slot_id="h1", model="haiku", completed=Usage(task_id="a"))
+    _assign_a_to_h1(router)
+    (second,) = _batch(
+        router, done_a, TaskPending(task=Task(task_id="b", priority=40, requires={})), now_ms=T0 + 5, batch="2"
+    )
+    assert second.task.task_id == "b" and second.chosen is not None and second.chosen.slot_id == "h1"
+    assert (
+        _batch(router, done_a, TaskPending(task=Task(task_id="c", priority=40, requires={})), now_ms=T0 + 6, batch="3")[
+            0
+        ].outcome
+        is Outcome.AWAIT_SLOT
+    )
+    assert router.ledger.slots["h1"].task_id == "b"

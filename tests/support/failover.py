@@ -25,7 +25,7 @@ from sqlalchemy import text
 from store.db import make_engine
 from store.migrate import upgrade
 from streams.keys import LIVE_GROUP, RECORDER_GROUP, Keys
-from support.fleet import Dispatcher, Fleet
+from support.fleet import Dispatcher, Fleet, client
 from support.processes import RouterProcess, wait_for
 
 
@@ -146,10 +146,8 @@ class FailoverRun:
         wait_for(lambda: holder(self.r, self.keys) in started, what="one of the workers to lead")
         for consumer in started:
             self._wait_started(consumer)
-        fleet = Fleet(redis.Redis.from_url(self.redis_url), self.keys, seed=self.seed)
-        dispatcher = Dispatcher(
-            redis.Redis.from_url(self.redis_url), self.keys, seed=self.seed, count=self.tasks, rate=self.rate
-        )
+        fleet = Fleet(client(self.redis_url), self.keys, seed=self.seed)
+        dispatcher = Dispatcher(client(self.redis_url), self.keys, seed=self.seed, count=self.tasks, rate=self.rate)
         fleet.start()
         dispatcher.start()
         try:

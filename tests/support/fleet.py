@@ -10,13 +10,19 @@ import heapq
 import random
 import threading
 import time
+import uuid
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from streams.keys import Keys
+
+T = TypeVar("T")
 
 FLEET = (
     [(f"h{i}", "haiku") for i in range(6)]
@@ -24,6 +30,46 @@ FLEET = (
     + [("o0", "opus"), ("o1", "opus"), ("g0", "gpt-5")]
 )
 REQUIRES = ({}, {}, {}, {"coding": 7}, {"reasoning": 9}, {"writing": 5})
+OUTAGE_S = 60.0  # how long a call is retried while Redis is down (restart tests)
+
+
+def retrying(call: Callable[[], T], *, halt: threading.Event) -> T:
+    """`call()`, retried while Redis is unreachable: the fleet and dispatcher ride out a restart.
+    A retried XADD may land twice; repeated slot.free and task.pending events are harmless."""
+    deadline = time.monotonic() + OUTAGE_S
+    while True:
+        try:
+            return call()
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+            if time.monotonic() > deadline or halt.wait(0.05):
+                raise
+
+
+def publish_once(r: redis.Redis, stream: str, data: bytes, *, halt: threading.Event) -> None:
+    """XADD that survives an outage without landing twice: a retry first looks for the entry's
+    nonce (a field the router ignores), since a lost reply does not mean a lost write. A duplicate
+    slot.free would tell the router a busy slot is free. (`r` must not retry by itself.)"""
+    nonce = uuid.uuid4().hex.encode()
+    tries = 0
+
+    def attempt() -> None:
+        nonlocal tries
+        tries += 1
+        if tries > 1 and _landed(r, stream, nonce):
+            return
+        r.xadd(stream, {"data": data, "nonce": nonce})
+
+    retrying(attempt, halt=halt)
+
+
+def _landed(r: redis.Redis, stream: str, nonce: bytes) -> bool:
+    recent: Any = r.xrevrange(stream, count=5000)
+    return any(fields.get(b"nonce") == nonce for _, fields in recent)
+
+
+def client(url: str) -> redis.Redis:
+    """A client that never retries a command by itself (see publish_once)."""
+    return redis.Redis.from_url(url, socket_timeout=10, retry=Retry(NoBackoff(), 0))
 
 
 class Fleet(threading.Thread):
@@ -56,7 +102,7 @@ class Fleet(threading.Thread):
                 self._free(slot_id, None)
             while not self.halt.is_set():
                 self._release_due()
-                reply = self.r.xread(self.last, block=5)
+                reply = retrying(lambda: self.r.xread(self.last, block=5), halt=self.halt)
                 for stream, entries in reply or []:
                     for entry_id, fields in entries:
                         self.last[stream.decode()] = entry_id.decode()
@@ -83,7 +129,7 @@ class Fleet(threading.Thread):
         doc: dict[str, Any] = {"type": "slot.free", "slot_id": slot_id, "model": self.models[slot_id]}
         if done is not None:
             doc["completed"] = {"task_id": done, "input_tokens": 100, "output_tokens": 10, "cost_usd": 0.001}
-        self.r.xadd(self.keys.events, {"data": orjson.dumps(doc)})
+        publish_once(self.r, self.keys.events, orjson.dumps(doc), halt=self.halt)
 
     def per_task(self) -> Counter[str]:
         return Counter(task for _, task in self.received)
@@ -116,7 +162,7 @@ class Dispatcher(threading.Thread):
         try:
             while self.published < self.count and not self.halt.is_set():
                 due = int((time.monotonic() - started) * self.rate) + 1
-                pipe = self.r.pipeline(transaction=False)
+                batch = []
                 while self.published < min(due, self.count):
                     doc = {
                         "type": "task.pending",
@@ -124,9 +170,16 @@ class Dispatcher(threading.Thread):
                         "priority": self.rand.randint(0, 100),
                         "requires": self.rand.choice(REQUIRES),
                     }
-                    pipe.xadd(self.keys.events, {"data": orjson.dumps(doc)})
+                    batch.append(orjson.dumps(doc))
                     self.published += 1
-                pipe.execute()
+                if batch:
+                    retrying(lambda b=batch: self._publish(b), halt=self.halt)
                 self.halt.wait(0.005)  # pacing, not synchronisation
         except Exception as exc:
             self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _publish(self, batch: list[bytes]) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for data in batch:
+            pipe.xadd(self.keys.events, {"data": data})
+        pipe.execute()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 import uvicorn
-from starlette.applications import Starlette
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from starlette.applications import Starlette
 
 from dashboard.app import DEFAULT_REFRESH_S, create_app
 from dashboard.db import read_only_engine
