@@ -22,7 +22,6 @@ from router.values import Task
 Entry = tuple[float, int, str]  # (-ev, arrival seq, task_id): ascending order = best first
 # (since_ms / ageing step - priority, -ev, seq, task_id, priority): ascending order = best aged first
 AgedEntry = tuple[float, float, int, str, int]
-AGED_SCAN = 32  # aged entries looked at for one that premium may serve, before the exact bucket search
 _Allowed = Callable[[int, float], bool]  # may a task of this priority and EV use the free models?
 
 
@@ -107,10 +106,14 @@ class _Group:
         if found is not None:
             return found
         if self.age_ms_per_point > 0:
-            # no override waits here, so no normal entry has EV > P90: only the premium rule filters
-            for entry in self.normal_aged.islice(0, AGED_SCAN if premium_rule else 1):
+            # No override waits here, so no normal entry has EV > P90: only the premium rule filters.
+            # Without it the first aged entry is the answer. With it (only premium slots free) the
+            # walk passes the premium-blocked tasks ahead in aged order: its length is their number,
+            # which is the price of an exact aged order for premium slots (docs/benchmarks.md).
+            for entry in self.normal_aged if premium_rule else self.normal_aged.islice(0, 1):
                 if allowed(entry[4], -entry[1]):
                     return Rank(False, -entry[0], -entry[1], -entry[2]), entry[3]
+            return None
         return self._first_normal(p90, allowed)
 
     def _first_override(self, p90: float | None, allowed: _Allowed) -> tuple[Rank, str] | None:
