@@ -61,6 +61,11 @@ class Catalog:
     prices_as_of: str = ""
     source: str = "<memory>"
 
+    # requires -> rateable models: a fleet's tasks share few distinct requirement sets
+    _rateable_cache: dict[frozenset[tuple[str, int]], tuple[Model, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
     def __post_init__(self) -> None:
         if not self.models:
             raise CatalogError(f"{self.source}: the catalogue lists no models")
@@ -71,8 +76,14 @@ class Catalog:
 
     def rateable(self, requires: Mapping[str, int]) -> tuple[Model, ...]:
         """Models that meet every requirement (step 1 of POLICY.md), cheapest tier first."""
-        found = (m for m in self.models.values() if m.meets(requires))
-        return tuple(sorted(found, key=lambda m: (m.tier, m.model_id)))
+        key = frozenset(requires.items())
+        cached = self._rateable_cache.get(key)
+        if cached is None:
+            found = (m for m in self.models.values() if m.meets(requires))
+            cached = tuple(sorted(found, key=lambda m: (m.tier, m.model_id)))
+            if len(self._rateable_cache) < 4096:  # bounded: requirement sets come from outside
+                self._rateable_cache[key] = cached
+        return cached
 
     def unreachable(self, requires: Mapping[str, int]) -> dict[str, int]:
         """Requirements no single model reaches on its own: name -> best level on offer."""

@@ -98,7 +98,10 @@ class Router:
     def __init__(self, catalog: Catalog, *, config: RouterConfig | None = None, scorer: Scorer | None = None):
         self.catalog = catalog
         self.config = config or RouterConfig()
-        self.ledger = SlotLedger(stale_after_ms=int(self.config.stale_after_s * 1000))
+        self.ledger = SlotLedger(
+            stale_after_ms=int(self.config.stale_after_s * 1000),
+            assignment_timeout_ms=int(self.config.assignment_timeout_s * 1000),
+        )
         self.waiting = WaitingIndex(
             tiers={m.model_id: m.tier for m in catalog.models.values()},
             sole_tier_first=self.config.sole_tier_first,
@@ -234,12 +237,7 @@ class Router:
 
     def expire_assignments(self, *, now_ms: int) -> list[Decision]:
         """Return to waiting the tasks whose slot went silent before starting them."""
-        timeout_ms = int(self.config.assignment_timeout_s * 1000)
-        lapsed = []
-        for slot_id in sorted(self.ledger.unstarted):
-            record = self.ledger.slots[slot_id]
-            if now_ms - record.since_ms > timeout_ms and not self.ledger.is_live(record, now_ms):
-                lapsed.append(record)
+        lapsed = [self.ledger.slots[slot_id] for slot_id in sorted(self.ledger.lapsed(now_ms))]
         decisions = []
         for record in lapsed:
             silent_s = (now_ms - record.last_heard_ms) // 1000

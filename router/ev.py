@@ -26,6 +26,7 @@ class EVWindow:
         self.size = size
         self._recent: deque[float] = deque()
         self._sorted: SortedList[float] = SortedList()
+        self._cache: dict[float, float | None] = {}  # percentiles since the last change
         for value in values:
             self.add(value)
 
@@ -33,6 +34,7 @@ class EVWindow:
         return len(self._recent)
 
     def add(self, ev: float) -> None:
+        self._cache.clear()
         self._recent.append(ev)
         self._sorted.add(ev)
         if len(self._recent) > self.size:
@@ -44,6 +46,13 @@ class EVWindow:
 
     def percentile(self, q: float) -> float | None:
         """Linear-interpolated percentile (q in 0..1); None while the window is empty."""
+        if q in self._cache:
+            return self._cache[q]
+        value = self._compute(q)
+        self._cache[q] = value
+        return value
+
+    def _compute(self, q: float) -> float | None:
         n = len(self._sorted)
         if n == 0:
             return None

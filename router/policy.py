@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import chain, islice
 
 from router.catalog import PREMIUM_TIER, Catalog, Model
-from router.slots import SlotLedger, SlotRecord
+from router.slots import SlotLedger
 from router.values import Alternative, ChosenSlot, Outcome, ReasonCode, Task, Thresholds, Verdict
 
 PREMIUM_BLOCK_PRIORITY = 90
@@ -142,28 +142,74 @@ def _explain(
 def _free_verdicts(
     model: Model, account: str, free: Collection[str], ledger: SlotLedger, now_ms: int, chosen: _Candidate | None
 ) -> Iterable[Alternative]:
-    util = ledger.utilisation_of(account, model.model_id)
-    by_verdict: dict[tuple[Verdict, str | None], list[str]] = {}
-    for slot_id in free:
-        record = ledger.slots[slot_id]
-        by_verdict.setdefault(_free_verdict(model, record, util, ledger, now_ms, chosen), []).append(slot_id)
-    for (verdict, detail), slot_ids in by_verdict.items():
-        yield from _listed(model, account, verdict, detail, slot_ids)
-
-
-def _free_verdict(
-    model: Model, record: SlotRecord, util: float, ledger: SlotLedger, now_ms: int, chosen: _Candidate | None
-) -> tuple[Verdict, str | None]:
-    if not ledger.is_live(record, now_ms):
-        return Verdict.STALE, f"last heard {(now_ms - record.last_heard_ms) // 1000}s ago"
-    if chosen is None or chosen.slot_id == record.slot_id:
+    """Stale slots, then the chosen one, then the live rest: every live free slot of a pool shares one
+    verdict (bar the chosen), so a pool costs O(log n) plus what is listed, however many are free."""
+    key = (model.model_id, account)
+    stale = ledger.stale_free_count(key, now_ms)
+    if stale:
+        yield from _stale(model, account, ledger, now_ms, stale)
+    live = len(free) - stale
+    if live <= 0:
+        return
+    if chosen is None or (chosen.model, chosen.account) == key:
+        chosen_id = chosen.slot_id if chosen else None
         # with no choice made a live, allowed free slot cannot exist: route() would have chosen one
-        return Verdict.CHOSEN, None
+        yield _one(model, account, Verdict.CHOSEN, None, chosen_id or ledger.live_free_ids(key, now_ms, 1)[0])
+        rest = [i for i in ledger.live_free_ids(key, now_ms, LIST_EACH_UP_TO + 1) if i != chosen_id]
+        detail = f"slot id after {chosen_id}" if chosen_id else None
+        yield from _listed_ids(model, account, Verdict.TIE_BREAK, detail, rest[:LIST_EACH_UP_TO], live - 1)
+        return
+    util = ledger.utilisation_of(account, model.model_id)
+    verdict, detail = _live_verdict(model, util, chosen)
+    yield from _listed_ids(model, account, verdict, detail, ledger.live_free_ids(key, now_ms, LIST_EACH_UP_TO), live)
+
+
+def _stale(model: Model, account: str, ledger: SlotLedger, now_ms: int, count: int) -> Iterable[Alternative]:
+    ids = ledger.stale_free_ids((model.model_id, account), now_ms, LIST_EACH_UP_TO)
+    if count <= LIST_EACH_UP_TO:
+        for slot_id in sorted(ids):
+            silent_s = (now_ms - ledger.slots[slot_id].last_heard_ms) // 1000
+            yield _one(model, account, Verdict.STALE, f"last heard {silent_s}s ago", slot_id)
+        return
+    detail = f"not heard from for over {ledger.stale_after_ms // 1000}s"
+    yield from _listed_ids(model, account, Verdict.STALE, detail, ids, count)
+
+
+def _live_verdict(model: Model, util: float, chosen: _Candidate) -> tuple[Verdict, str | None]:
     if model.tier != chosen.tier:
         return Verdict.TIER_NOT_PREFERRED, f"tier {model.tier}, chose tier {chosen.tier}"
     if util > chosen.utilisation:
         return Verdict.HIGHER_UTILISATION, f"utilisation {util:.2f} > {chosen.utilisation:.2f}"
     return Verdict.TIE_BREAK, f"slot id after {chosen.slot_id}"
+
+
+def _one(model: Model, account: str, verdict: Verdict, detail: str | None, slot_id: str) -> Alternative:
+    return Alternative(
+        slot_id=slot_id, model=model.model_id, account=account, tier=model.tier, verdict=verdict, detail=detail
+    )
+
+
+def _listed_ids(
+    model: Model, account: str, verdict: Verdict, detail: str | None, first: list[str], total: int
+) -> Iterable[Alternative]:
+    """`total` slots sharing a verdict, of which `first` are the first few: one by one up to the
+    listing limit, else one grouped entry."""
+    if total <= 0:
+        return
+    if total <= LIST_EACH_UP_TO:
+        for slot_id in first:
+            yield _one(model, account, verdict, detail, slot_id)
+    else:
+        yield Alternative(
+            slot_id=None,
+            model=model.model_id,
+            account=account,
+            tier=model.tier,
+            verdict=verdict,
+            detail=detail,
+            count=total,
+            slot_ids=tuple(first[:LIST_EACH_UP_TO]),
+        )
 
 
 def _listed(

@@ -66,11 +66,13 @@ PoolKey = tuple[str, str]  # (model, account)
 
 @dataclass(slots=True)
 class Pool:
-    """Slot ids of one (model, account) by state, sorted so the smallest id wins ties cheaply."""
+    """Slot ids of one (model, account) by state, sorted so the smallest id wins ties cheaply; free
+    slots are also kept by when they were last heard, so stale ones are counted by bisection."""
 
     free: SortedList[str] = field(default_factory=SortedList)
     busy: SortedList[str] = field(default_factory=SortedList)
     gone: SortedList[str] = field(default_factory=SortedList)
+    free_by_heard: SortedList[tuple[int, str]] = field(default_factory=SortedList)
 
     def bucket(self, state: SlotState) -> SortedList[str]:
         return {SlotState.FREE: self.free, SlotState.BUSY: self.busy, SlotState.GONE: self.gone}[state]
@@ -79,14 +81,23 @@ class Pool:
         return len(self.free) + len(self.busy) + len(self.gone)
 
 
+NEVER_MS = 2**62
+
+
 class SlotLedger:
-    def __init__(self, *, stale_after_ms: int) -> None:
+    """Every mutation goes: take the record out of the indexes, change it, put it back; so the
+    pools, the staleness order and the lapse order always agree with the records."""
+
+    def __init__(self, *, stale_after_ms: int, assignment_timeout_ms: int = NEVER_MS) -> None:
         self.stale_after_ms = stale_after_ms
+        self.assignment_timeout_ms = assignment_timeout_ms
         self.slots: dict[str, SlotRecord] = {}
         self.pools: dict[PoolKey, Pool] = {}
         # quota utilisation per (account, model), 0..1; unknown counts as 0
         self.utilisation: dict[PoolKey, float] = {}
-        self.unstarted: set[str] = set()  # busy slots that have not reported task.started
+        # busy slots that have not reported task.started, by the time their assignment may lapse
+        self._lapse_order: SortedList[tuple[int, str]] = SortedList()
+        self._lapse_at: dict[str, int] = {}
         self.dirty: set[str] = set()
         self.dirty_utilisation: set[PoolKey] = set()
 
@@ -95,25 +106,52 @@ class SlotLedger:
     def get(self, slot_id: str) -> SlotRecord | None:
         return self.slots.get(slot_id)
 
+    @property
+    def unstarted(self) -> set[str]:
+        return set(self._lapse_at)
+
     def is_live(self, record: SlotRecord, now_ms: int) -> bool:
         return now_ms - record.last_heard_ms <= self.stale_after_ms
 
     def utilisation_of(self, account: str, model: str) -> float:
         return self.utilisation.get((account, model), 0.0)
 
-    def first_live_free(self, key: PoolKey, now_ms: int) -> str | None:
+    def stale_free_count(self, key: PoolKey, now_ms: int) -> int:
         pool = self.pools.get(key)
         if pool is None:
-            return None
-        for slot_id in pool.free:
+            return 0
+        return int(pool.free_by_heard.bisect_left((now_ms - self.stale_after_ms, "")))
+
+    def stale_free_ids(self, key: PoolKey, now_ms: int, limit: int) -> list[str]:
+        """Up to `limit` stale free slots of the pool, longest silent first."""
+        pool = self.pools[key]
+        count = min(limit, self.stale_free_count(key, now_ms))
+        return [slot_id for _, slot_id in pool.free_by_heard.islice(0, count)]
+
+    def live_free_ids(self, key: PoolKey, now_ms: int, limit: int) -> list[str]:
+        """Up to `limit` live free slots of the pool, smallest id first."""
+        found: list[str] = []
+        pool = self.pools.get(key)
+        for slot_id in pool.free if pool is not None else ():
+            if len(found) >= limit:
+                break
             if self.is_live(self.slots[slot_id], now_ms):
-                return str(slot_id)
-        return None
+                found.append(slot_id)
+        return found
+
+    def first_live_free(self, key: PoolKey, now_ms: int) -> str | None:
+        found = self.live_free_ids(key, now_ms, 1)
+        return found[0] if found else None
 
     def pools_with_live_free(self, now_ms: int) -> Iterator[PoolKey]:
         for key, pool in self.pools.items():
-            if pool.free and self.first_live_free(key, now_ms) is not None:
+            if len(pool.free) > self.stale_free_count(key, now_ms):
                 yield key
+
+    def lapsed(self, now_ms: int) -> list[str]:
+        """Busy, unstarted slots past the assignment timeout and silent past the staleness window."""
+        index = self._lapse_order.bisect_left((now_ms, ""))
+        return [slot_id for _, slot_id in self._lapse_order.islice(0, index)]
 
     def counts(self) -> dict[str, int]:
         out = {state.value: 0 for state in SlotState}
@@ -128,23 +166,20 @@ class SlotLedger:
     def load(self, record: SlotRecord) -> None:
         """Put a record back from a snapshot, without marking it dirty."""
         self.slots[record.slot_id] = record
-        self._pool(record).bucket(record.state).add(record.slot_id)
-        if record.state is SlotState.BUSY and not record.started:
-            self.unstarted.add(record.slot_id)
+        self._index(record)
 
     def mark_free(self, *, slot_id: str, model: str, account: str, now_ms: int) -> SlotRecord | None:
         """Register or free a slot; returns what it was before (None if new)."""
         previous = self.slots.get(slot_id)
         before = None
         if previous is not None:
-            before = SlotRecord(**{k: getattr(previous, k) for k in SlotRecord.__slots__})
-            self._pool(previous).bucket(previous.state).remove(slot_id)
+            before = _copy(previous)
+            self._unindex(previous)
         record = SlotRecord(
             slot_id=slot_id, model=model, account=account, state=SlotState.FREE, since_ms=now_ms, last_heard_ms=now_ms
         )
         self.slots[slot_id] = record
-        self._pool(record).free.add(slot_id)
-        self.unstarted.discard(slot_id)
+        self._index(record)
         self.dirty.add(slot_id)
         return before
 
@@ -154,7 +189,9 @@ class SlotLedger:
         if record is None or record.state is SlotState.GONE:
             return False
         revived = record.state is SlotState.FREE and not self.is_live(record, now_ms)
+        self._unindex(record)
         record.last_heard_ms = max(record.last_heard_ms, now_ms)
+        self._index(record)
         self.dirty.add(slot_id)
         return revived
 
@@ -162,34 +199,41 @@ class SlotLedger:
         record = self.slots.get(slot_id)
         if record is None:
             return None
-        before = SlotRecord(**{k: getattr(record, k) for k in SlotRecord.__slots__})
-        self._move(record, SlotState.GONE, now_ms)
+        before = _copy(record)
+        self._unindex(record)
+        record.state = SlotState.GONE
+        record.since_ms = now_ms
         record.task_id = None
         record.decision_id = None
         record.started = False
         record.held = None
-        self.unstarted.discard(slot_id)
+        self._index(record)
+        self.dirty.add(slot_id)
         return before
 
     def mark_busy(
         self, slot_id: str, *, task_id: str, decision_id: str, now_ms: int, held: dict[str, Any] | None = None
     ) -> None:
         record = self.slots[slot_id]
-        self._move(record, SlotState.BUSY, now_ms)
+        self._unindex(record)
+        record.state = SlotState.BUSY
+        record.since_ms = now_ms
         record.task_id = task_id
         record.decision_id = decision_id
         record.started = False
         record.held = held
-        self.unstarted.add(slot_id)
+        self._index(record)
+        self.dirty.add(slot_id)
 
     def mark_started(self, slot_id: str, task_id: str, now_ms: int) -> bool:
         record = self.slots.get(slot_id)
         if record is None or record.state is not SlotState.BUSY or record.task_id != task_id:
             return False
+        self._unindex(record)
         record.started = True
         record.held = None
-        self.unstarted.discard(slot_id)
         record.last_heard_ms = max(record.last_heard_ms, now_ms)
+        self._index(record)
         self.dirty.add(slot_id)
         return True
 
@@ -197,13 +241,26 @@ class SlotLedger:
         self.utilisation[(account, model)] = utilisation
         self.dirty_utilisation.add((account, model))
 
-    def _move(self, record: SlotRecord, state: SlotState, now_ms: int) -> None:
+    # -- indexes ---------------------------------------------------------------------------
+
+    def _index(self, record: SlotRecord) -> None:
+        pool = self._pool(record)
+        pool.bucket(record.state).add(record.slot_id)
+        if record.state is SlotState.FREE:
+            pool.free_by_heard.add((record.last_heard_ms, record.slot_id))
+        elif record.state is SlotState.BUSY and not record.started:
+            at = max(record.since_ms + self.assignment_timeout_ms, record.last_heard_ms + self.stale_after_ms)
+            self._lapse_at[record.slot_id] = at
+            self._lapse_order.add((at, record.slot_id))
+
+    def _unindex(self, record: SlotRecord) -> None:
         pool = self._pool(record)
         pool.bucket(record.state).remove(record.slot_id)
-        pool.bucket(state).add(record.slot_id)
-        record.state = state
-        record.since_ms = now_ms
-        self.dirty.add(record.slot_id)
+        if record.state is SlotState.FREE:
+            pool.free_by_heard.remove((record.last_heard_ms, record.slot_id))
+        at = self._lapse_at.pop(record.slot_id, None)
+        if at is not None:
+            self._lapse_order.remove((at, record.slot_id))
 
     def _pool(self, record: SlotRecord) -> Pool:
         key = (record.model, record.account)
@@ -211,3 +268,7 @@ class SlotLedger:
         if pool is None:
             pool = self.pools[key] = Pool()
         return pool
+
+
+def _copy(record: SlotRecord) -> SlotRecord:
+    return SlotRecord(**{k: getattr(record, k) for k in SlotRecord.__slots__})
