@@ -4,6 +4,7 @@
     python3 dev.py demo [router demo options]   # the whole system on embedded Redis and SQLite
     python3 dev.py test [pytest options]        # the whole test suite
     python3 dev.py run  <router subcommand ...>  # any `router` command inside the project venv
+    python3 dev.py bench                          # throughput, latency and scaling benchmarks
 
 The first call creates .venv and installs the project with its dev extras; later calls reinstall
 only when pyproject.toml changes.
@@ -42,7 +43,7 @@ def ensure_venv() -> Path:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test", "run"}:
+    if not argv or argv[0] not in {"demo", "test", "run", "bench"}:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     python = str(ensure_venv())
@@ -51,6 +52,12 @@ def main(argv: list[str]) -> int:
         return subprocess.call([python, "-m", "worker.cli", "demo", *rest], cwd=ROOT)
     if command == "test":
         return subprocess.call([python, "-m", "pytest", *rest], cwd=ROOT)
+    if command == "bench":
+        for module in ("bench.scaling", "bench.throughput"):
+            code = subprocess.call([python, "-m", module, *rest], cwd=ROOT)
+            if code:
+                return code
+        return 0
     return subprocess.call([python, "-m", "worker.cli", *rest], cwd=ROOT)
 
 

@@ -1,8 +1,8 @@
 """Drive a consumer of router:events (the real worker, or the ceiling harness) and time it.
 
 Workload: `slots` haiku slots register, then as many tasks fill them (warm-up). Measured events
-come in pairs: slot.free for the next busy slot in turn, then task.pending for a new task, so every
-task finds a free slot and is assigned in the batch that reads it. There are more slots (512) than
+come in pairs: task.pending for a new task, then slot.free for the next busy slot in turn, so every
+task finds a slot as soon as the free that follows it is read. There are more slots (512) than
 pairs in one batch (256 entries = 128 pairs), so a slot is never freed twice before it is refilled.
 Latency is the time from the task event's XADD to its assignment's XADD, both read from the entry
 ids (Redis server clock, millisecond resolution).
@@ -105,16 +105,20 @@ class Bench:
         pipe.xadd(self.events, {"data": orjson.dumps(doc)})
 
     def _send_pairs(self, pairs: int) -> None:
-        """slot.free then task.pending, pipelined; remembers each task event's id."""
+        """task.pending then slot.free, pipelined; remembers each task event's id.
+
+        The task goes first so that, at every point of the stream, frees never outnumber tasks: no
+        slot is ever left free at the end of a batch, so the cyclic choice of slot to free never
+        frees a slot that is already free (which would strand one task)."""
         pipe = self.r.pipeline(transaction=False)
         first = self._task_no
         for i in range(pairs):
             slot = self.slots[(first + i) % len(self.slots)]
-            pipe.xadd(self.events, {"data": orjson.dumps({"type": "slot.free", "slot_id": slot, "model": MODEL})})
             self._send_task(pipe)
+            pipe.xadd(self.events, {"data": orjson.dumps({"type": "slot.free", "slot_id": slot, "model": MODEL})})
         ids = pipe.execute()
         for i in range(pairs):
-            self.task_event_ms[f"bt{first + i + 1}"] = _ms(ids[2 * i + 1])
+            self.task_event_ms[f"bt{first + i + 1}"] = _ms(ids[2 * i])
 
     def offered(self, events_per_s: float, seconds: float) -> None:
         start = time.perf_counter()

@@ -22,6 +22,7 @@ from router.values import Task
 Entry = tuple[float, int, str]  # (-ev, arrival seq, task_id): ascending order = best first
 # (since_ms / ageing step - priority, -ev, seq, task_id, priority): ascending order = best aged first
 AgedEntry = tuple[float, float, int, str, int]
+_AFTER_EVERY_SEQ = 2**63  # sorts after any arrival seq, for bisecting on EV alone
 _Allowed = Callable[[int, float], bool]  # may a task of this priority and EV use the free models?
 
 
@@ -66,6 +67,12 @@ class _Group:
     # orders tasks the same at every instant, so one sorted list holds the aged order.
     age_ms_per_point: float = 0.0
     normal_aged: SortedList[AgedEntry] = field(default_factory=SortedList)  # every normal AgedEntry, if ageing
+    # With ageing: the normal entries a premium slot may serve under `premium_p50` (priority >= 90 or
+    # EV >= P50), in aged order. P50 drifts a little per task, so moving the threshold moves only the
+    # entries whose EV lies between the old and the new value (found by bisection in normal_by_ev).
+    premium_aged: SortedList[AgedEntry] = field(default_factory=SortedList)
+    premium_p50: float | None = None
+    aged_of: dict[str, AgedEntry] = field(default_factory=dict)
     quest: SortedDict[int, SortedList[Entry]] = field(default_factory=SortedDict)  # priority -> bucket
     normal: SortedDict[int, SortedList[Entry]] = field(default_factory=SortedDict)  # priority -> bucket
     normal_by_ev: SortedList[Entry] = field(default_factory=SortedList)  # every normal Entry
@@ -77,7 +84,11 @@ class _Group:
         if not w.is_quest_override:
             self.normal_by_ev.add(w.entry)
             if self.age_ms_per_point > 0:
-                self.normal_aged.add(self._aged(w))
+                aged = self._aged(w)
+                self.normal_aged.add(aged)
+                self.aged_of[w.task.task_id] = aged
+                if _premium_may(aged, self.premium_p50):
+                    self.premium_aged.add(aged)
         self.size += 1
 
     def remove(self, w: WaitingTask) -> None:
@@ -89,8 +100,44 @@ class _Group:
         if not w.is_quest_override:
             self.normal_by_ev.remove(w.entry)
             if self.age_ms_per_point > 0:
-                self.normal_aged.remove(self._aged(w))
+                aged = self.aged_of.pop(w.task.task_id)
+                self.normal_aged.remove(aged)
+                if _premium_may(aged, self.premium_p50):
+                    self.premium_aged.remove(aged)
         self.size -= 1
+
+    def _sync_premium(self, p50: float | None) -> None:
+        """Make premium_aged hold exactly the entries premium may serve under `p50`."""
+        old = self.premium_p50
+        if p50 == old:
+            return
+        if old is None or p50 is None:
+            bound = p50 if old is None else old
+            assert bound is not None
+            # everything below `bound` leaves (a threshold appears) or joins (it disappears)
+            self._move_premium(float("-inf"), bound, join=p50 is None)
+        elif p50 > old:
+            self._move_premium(old, p50, join=False)
+        else:
+            self._move_premium(p50, old, join=True)
+        self.premium_p50 = p50
+
+    def _move_premium(self, low: float, high: float, *, join: bool) -> None:
+        """Entries of priority < 90 with low <= EV < high join or leave premium_aged."""
+        start = self.normal_by_ev.bisect_right((-high, _AFTER_EVERY_SEQ, ""))
+        end = (
+            len(self.normal_by_ev)
+            if low == float("-inf")
+            else self.normal_by_ev.bisect_right((-low, _AFTER_EVERY_SEQ, ""))
+        )
+        for _, _, task_id in self.normal_by_ev.islice(start, end):
+            aged = self.aged_of[task_id]
+            if aged[4] >= PREMIUM_BLOCK_PRIORITY:
+                continue  # always allowed: never left the list
+            if join:
+                self.premium_aged.add(aged)
+            else:
+                self.premium_aged.remove(aged)
 
     def _aged(self, w: WaitingTask) -> AgedEntry:
         return (w.since_ms / self.age_ms_per_point - w.task.priority, -w.ev, w.seq, w.task.task_id, w.task.priority)
@@ -107,13 +154,15 @@ class _Group:
             return found
         if self.age_ms_per_point > 0:
             # No override waits here, so no normal entry has EV > P90: only the premium rule filters.
-            # Without it the first aged entry is the answer. With it (only premium slots free) the
-            # walk passes the premium-blocked tasks ahead in aged order: its length is their number,
-            # which is the price of an exact aged order for premium slots (docs/benchmarks.md).
-            for entry in self.normal_aged if premium_rule else self.normal_aged.islice(0, 1):
-                if allowed(entry[4], -entry[1]):
-                    return Rank(False, -entry[0], -entry[1], -entry[2]), entry[3]
-            return None
+            # Without it the first aged entry is the answer; with it (only premium slots free), the
+            # first entry of the list kept for the current P50.
+            if premium_rule:
+                self._sync_premium(p50)
+            aged = self.premium_aged if premium_rule else self.normal_aged
+            if not aged:
+                return None
+            entry = aged[0]
+            return Rank(False, -entry[0], -entry[1], -entry[2]), entry[3]
         return self._first_normal(p90, allowed)
 
     def _first_override(self, p90: float | None, allowed: _Allowed) -> tuple[Rank, str] | None:
@@ -143,6 +192,11 @@ class _Group:
                 if allowed(priority, -entry[0]):
                     return Rank(False, priority, -entry[0], -entry[1]), entry[2]
         return None
+
+
+def _premium_may(aged: AgedEntry, p50: float | None) -> bool:
+    """The premium block's complement for a normal task: priority >= 90, or EV >= P50 (or no P50)."""
+    return aged[4] >= PREMIUM_BLOCK_PRIORITY or p50 is None or -aged[1] >= p50
 
 
 class WaitingIndex:

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             print(table(result.metrics, markdown=args.markdown))
             checked = goals(result.metrics)
             if checked:
-                print("\nrouter against fifo-capable (issue 6 goals):")
+                print("\nrouter against fifo-capable (goals):")
                 print(goals_text(checked))
     settings = {f.name: getattr(base_config, f.name) for f in fields(base_config)}
     if args.json:

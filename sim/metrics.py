@@ -1,4 +1,4 @@
-"""The figures the issue asks for, computed from one policy's task records.
+"""The comparison figures, computed from one policy's task records.
 
 Definitions (docs/simulator.md repeats them):
 - cost: each started task's tokens at the list price of the model it ran on;

@@ -1,4 +1,4 @@
-"""Results for people and machines: a terminal table, the issue's goals checked, and JSON."""
+"""Results for people and machines: a terminal table, the goals checked, and JSON."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import random
 import time
@@ -31,6 +32,7 @@ from worker.signals import StopFlag
 log = structlog.get_logger("router.worker")
 
 DecisionHook = Callable[[Decision], None]
+GC_YOUNG_THRESHOLD = 50_000
 SWEEP_EVERY_S = 1.0  # how often the leader takes over entries left pending by a deposed leader
 
 
@@ -94,6 +96,9 @@ class RoutingWorker:
 
     def run(self) -> int:
         self.stop.install()
+        # The ledger is long-lived and large (slots, waiting tasks, remembered assignments): collect
+        # young garbage less often, so full collections do not stall a batch every few seconds.
+        gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
         log.info("worker starting", dry_run=self.dry_run, settings=self.settings.masked())
         attempt = 0
         while not self.stop.stopping:

@@ -217,12 +217,11 @@ def _count(engine: Engine, table: Any) -> int:
         return len(conn.execute(select(table)).all())
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has one writer at a time
 @pytest.mark.parametrize("first", ["decision", "usage"])
 def test_two_writers_count_a_decision_and_its_usage_once(engine: Engine, first: str) -> None:
     """A decision and its report in two transactions that overlap: whichever looks up second
     waits for the first to commit, so exactly one of them counts the actual cost."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has one writer at a time")
     rng = random.Random(5)
     doc = {
         **_decision_doc(rng, 1),
