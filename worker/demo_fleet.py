@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+import orjson
 import redis
 
 from router.catalog import Catalog
@@ -63,6 +64,8 @@ class SyntheticDispatcher(threading.Thread):
 
     def publish_one(self) -> None:
         self.published += 1
+        if self.published % 20 == 1:
+            self.report_quota()
         if self.rand.random() < self.pace.bad_input_share:
             self.r.xadd(self.keys.events, {"data": b'{"type": "task.pending", "task_id": 42}'})
             return
@@ -80,6 +83,17 @@ class SyntheticDispatcher(threading.Thread):
             est_output_tokens=self.rand.randint(500, 8_000),
             submitted_at=int(time.time() * 1000),
         )
+
+    def report_quota(self) -> None:
+        """What a quota throttle would send: each (account, model)'s share of its quota used."""
+        for _, model, account in FLEET:
+            doc = {
+                "type": "quota.utilisation",
+                "model": model,
+                "account": account,
+                "utilisation": round(self.rand.uniform(0.05, 0.95), 2),
+            }
+            self.r.xadd(self.keys.events, {"data": orjson.dumps(doc)})
 
 
 class SyntheticSlot(threading.Thread):
