@@ -116,6 +116,7 @@ class Router:
         self._batch_seq = 0
         self._touched: dict[str, str] = {}  # task or slot id -> id of the event that touched it this batch
         self._new_waiting: list[str] = []
+        self._restored_unroutable: list[WaitingTask] = []
 
     # -- batches -----------------------------------------------------------------------------
 
@@ -154,7 +155,7 @@ class Router:
             case SlotGone(slot_id=slot_id):
                 before = self.ledger.mark_gone(slot_id, now_ms)
                 if before is not None and before.held is not None and not before.started:
-                    return [self._requeue(before, "the slot sent slot.gone before starting it", event_id, now_ms)]
+                    return self._requeue(before, "the slot sent slot.gone before starting it", event_id, now_ms)
                 return []
             case TaskStarted(task_id=task_id, slot_id=slot_id):
                 self.ledger.mark_started(slot_id, task_id, now_ms)
@@ -195,24 +196,44 @@ class Router:
 
     def _task_cancelled(self, task_id: str, *, event_id: str, now_ms: int) -> list[Effect]:
         if self._drop_waiting(task_id) is None:
-            return []  # assigned or unknown: nothing to drop
+            self._mark_held_cancelled(task_id)
+            return []  # assigned or unknown: nothing to drop now
         return [Cancelled(task_id=task_id, event_id=event_id, at_ms=now_ms)]
+
+    def _mark_held_cancelled(self, task_id: str) -> None:
+        """An assigned task the slot has not started: if the assignment lapses, it is dropped, not
+        put back to wait (the cancellation would otherwise be undone by the requeue)."""
+        ref = self.assigned.get(task_id)
+        record = self.ledger.get(ref["slot_id"]) if ref else None
+        if record is not None and record.task_id == task_id and record.held is not None:
+            record.held["cancelled"] = True
+            self.ledger.dirty.add(record.slot_id)
 
     def _slot_free(self, event: SlotFree, *, event_id: str, now_ms: int) -> list[Effect]:
         current = self.ledger.get(event.slot_id)
-        if (
-            current is not None
-            and current.state is SlotState.BUSY
-            and event.completed is not None
-            and current.task_id is not None
-            and event.completed.task_id != current.task_id
-        ):
-            # A late or duplicated slot.free (a producer's retried XADD) reporting an earlier task:
-            # the slot has since been given another one, so freeing it would double-book it.
-            return [self._usage(event, None, event_id=event_id, now_ms=now_ms)]
+        busy = current is not None and current.state is SlotState.BUSY and current.task_id is not None
+        effects: list[Effect] = []
+        if busy and not self.config.dry_run:  # a shadow's slots answer to the live router: trust them
+            assert current is not None
+            if event.completed is not None and event.completed.task_id != current.task_id:
+                # A late or duplicated slot.free (a producer's retried XADD) reporting an earlier task:
+                # the slot has since been given another one, so freeing it would double-book it.
+                return self._usage_once(event, None, event_id=event_id, now_ms=now_ms)
         before = self.ledger.mark_free(slot_id=event.slot_id, model=event.model, account=event.account, now_ms=now_ms)
-        if event.completed is None:
-            return []
+        if event.completed is not None:
+            effects += self._usage_once(event, before, event_id=event_id, now_ms=now_ms)
+        return effects
+
+    def _usage_once(self, event: SlotFree, before: SlotRecord | None, *, event_id: str, now_ms: int) -> list[Effect]:
+        """The usage report, unless this task's usage was reported already (a retried XADD)."""
+        assert event.completed is not None
+        task_id = event.completed.task_id
+        ref = self.assigned.get(task_id)
+        if ref is not None:
+            if ref.get("usage_reported"):
+                return []
+            ref = self.assigned[task_id] = {**ref, "usage_reported": True}  # a new dict: refs are shared
+            self._changes.assigned[task_id] = ref
         return [self._usage(event, before, event_id=event_id, now_ms=now_ms)]
 
     def _usage(self, event: SlotFree, before: SlotRecord | None, *, event_id: str, now_ms: int) -> UsageReported:
@@ -235,26 +256,33 @@ class Router:
 
     # -- lapsed assignments ------------------------------------------------------------------
 
-    def expire_assignments(self, *, now_ms: int) -> list[Decision]:
+    def expire_assignments(self, *, now_ms: int) -> list[Effect]:
         """Return to waiting the tasks whose slot went silent before starting them."""
         lapsed = [self.ledger.slots[slot_id] for slot_id in sorted(self.ledger.lapsed(now_ms))]
-        decisions = []
+        decisions: list[Effect] = []
         for record in lapsed:
             silent_s = (now_ms - record.last_heard_ms) // 1000
             before = self.ledger.mark_gone(record.slot_id, now_ms)
             assert before is not None
             why = f"the slot was not heard from for {silent_s}s and never reported starting it"
-            decisions.append(self._requeue(before, why, None, now_ms))
+            decisions += self._requeue(before, why, None, now_ms)
         return decisions
 
-    def _requeue(self, before: SlotRecord, why: str, event_id: str | None, now_ms: int) -> Decision:
+    def _requeue(self, before: SlotRecord, why: str, event_id: str | None, now_ms: int) -> list[Effect]:
+        """The lapsed assignment's task waits again in its old place (or is dropped if cancelled)."""
         assert before.held is not None and before.task_id is not None
-        waiting = _waiting_from_json(before.held)
-        waiting.await_decision_id = None
         self.assigned.pop(before.task_id, None)
         self._changes.assigned[before.task_id] = None
-        self.waiting.add(waiting)
+        if before.held.get("cancelled"):
+            return [Cancelled(task_id=before.task_id, event_id=event_id or self._batch_id, at_ms=now_ms)]
+        waiting = _waiting_from_json(before.held)
+        waiting.await_decision_id = None
         assessment = self._assess(waiting.task, waiting.ev)
+        if assessment.min_tier is None:  # the catalogue changed since it was assigned
+            routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
+            return [self._decision(assessment, routed, event_id=event_id, now_ms=now_ms)]
+        waiting.models, waiting.min_tier = assessment.rateable, assessment.min_tier
+        self.waiting.add(waiting)
         routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
         reason = f"Assignment to {before.slot_id} ({before.model}) lapsed: {why}; the task waits again."
         lapsed = Routed(
@@ -267,13 +295,14 @@ class Router:
         decision = self._decision(assessment, lapsed, event_id=event_id, now_ms=now_ms)
         waiting.await_decision_id = decision.decision_id
         self._changes.waiting[waiting.task.task_id] = _waiting_to_json(waiting)
-        return decision
+        return [decision]
 
     # -- the matching round ------------------------------------------------------------------
 
     def match(self, *, now_ms: int) -> list[Decision]:
         """Place waiting tasks on free slots in matching order; announce tasks that start waiting."""
-        decisions = self._assign_round(now_ms)
+        decisions = self._decide_restored_unroutable(now_ms)
+        decisions += self._assign_round(now_ms)
         for task_id in self._new_waiting:
             waiting = self.waiting.tasks.get(task_id)
             if waiting is not None and waiting.await_decision_id is None:
@@ -281,9 +310,20 @@ class Router:
         self._new_waiting = []
         return decisions
 
+    def _decide_restored_unroutable(self, now_ms: int) -> list[Decision]:
+        decisions = []
+        for waiting in self._restored_unroutable:
+            self._changes.waiting[waiting.task.task_id] = None
+            assessment = self._assess(waiting.task, waiting.ev)
+            routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
+            decisions.append(self._decision(assessment, routed, event_id=None, now_ms=now_ms))
+        self._restored_unroutable = []
+        return decisions
+
     def _assign_round(self, now_ms: int) -> list[Decision]:
         decisions: list[Decision] = []
         free_pools = set(self.ledger.pools_with_live_free(now_ms))
+        reindexed: set[str] = set()
         while free_pools and len(self.waiting):
             p50, p90 = self.ev_window.p50, self.ev_window.p90
             free_models = {model for model, _ in free_pools}
@@ -294,8 +334,13 @@ class Router:
                 break
             assessment = self._assess(waiting.task, waiting.ev)
             routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
-            if routed.chosen is None:  # the index and route() disagree: a bug; never loop forever on it
-                raise AssertionError(f"index offered {waiting.task.task_id} but route() found no slot")
+            if routed.chosen is None:
+                # The index and route() disagree (state from another catalogue, or a bug): file the
+                # task again under what it may use now, once; never loop or stop routing over it.
+                if waiting.task.task_id in reindexed or not self._reindex(waiting, assessment):
+                    break
+                reindexed.add(waiting.task.task_id)
+                continue
             decision = self._decision(
                 assessment, routed, event_id=self._trigger(waiting.task.task_id, routed), now_ms=now_ms
             )
@@ -305,6 +350,16 @@ class Router:
             if self.ledger.first_live_free(chosen_pool, now_ms) is None:
                 free_pools.discard(chosen_pool)
         return decisions
+
+    def _reindex(self, waiting: WaitingTask, assessment: Assessment) -> bool:
+        """File a waiting task again under the models it may use now; False if nothing changed."""
+        if assessment.min_tier is None or assessment.rateable == waiting.models:
+            return False
+        self.waiting.remove(waiting.task.task_id)
+        waiting.models, waiting.min_tier = assessment.rateable, assessment.min_tier
+        self.waiting.add(waiting)
+        self._changes.waiting[waiting.task.task_id] = _waiting_to_json(waiting)
+        return True
 
     def _commit_assignment(self, waiting: WaitingTask, decision: Decision, now_ms: int) -> None:
         chosen = decision.chosen
@@ -326,6 +381,11 @@ class Router:
         assessment = self._assess(waiting.task, waiting.ev)
         routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
         decision = self._decision(assessment, routed, event_id=self._touched.get(waiting.task.task_id), now_ms=now_ms)
+        if decision.chosen is not None:
+            # route() found a slot the round did not offer (only possible if the index is out of
+            # step): book it, so a published assignment always holds its slot
+            self._commit_assignment(waiting, decision, now_ms)
+            return decision
         waiting.await_decision_id = decision.decision_id
         self._changes.waiting[waiting.task.task_id] = _waiting_to_json(waiting)
         return decision
@@ -394,16 +454,30 @@ class Router:
     ) -> None:
         """Rebuild the in-memory ledger from its snapshot (ARCHITECTURE.md invariant 2)."""
         for doc in slots:
-            self.ledger.load(SlotRecord.from_json(doc))
+            record = SlotRecord.from_json(doc)
+            self.ledger.load(record)
+            if record.held is not None:  # a held task keeps its arrival place if it ever waits again
+                self.waiting.note_seq(int(record.held["seq"]))
         for doc in sorted(waiting, key=lambda d: d["seq"]):
-            self.waiting.add(_waiting_from_json(doc))
+            self._restore_waiting(_waiting_from_json(doc))
         for task_id, ref in sorted(assigned.items(), key=lambda kv: kv[1].get("at_ms", 0)):
             self.assigned[task_id] = ref
         for value in ev_values[-self.config.ev_window :]:
             self.ev_window.add(value)
         for key, value in utilisation.items():
-            account, _, model = key.partition(UTIL_SEP)
+            account, _, model = key.rpartition(UTIL_SEP)  # an account name may hold the separator
             self.ledger.utilisation[(account, model)] = value
+
+    def _restore_waiting(self, waiting: WaitingTask) -> None:
+        """File a restored task under what the current catalogue says it may use (the catalogue may
+        have changed across the restart); one no model can serve any more is decided at next match."""
+        rateable = self.catalog.rateable(waiting.task.requires)
+        if not rateable:
+            self._restored_unroutable.append(waiting)
+            return
+        waiting.models = frozenset(m.model_id for m in rateable)
+        waiting.min_tier = rateable[0].tier
+        self.waiting.add(waiting)
 
     def stats(self, now_ms: int) -> dict[str, Any]:
         counts = self.ledger.counts()

@@ -60,7 +60,9 @@ class EVWindow:
         low = math.floor(pos)
         high = min(low + 1, n - 1)
         a, b = self._sorted[low], self._sorted[high]
-        return float(a + (b - a) * (pos - low))
+        f = pos - low
+        # a*(1-f) + b*f never overflows for finite a and b (b - a can, and inf * 0 is NaN)
+        return float(a * (1 - f) + b * f)
 
     @property
     def p50(self) -> float | None:

@@ -225,6 +225,10 @@ class WaitingIndex:
     def __contains__(self, task_id: object) -> bool:
         return task_id in self.tasks
 
+    def note_seq(self, seq: int) -> None:
+        """An arrival number in use elsewhere (a task held on a slot): never hand it out again."""
+        self._next_seq = max(self._next_seq, seq)
+
     def next_seq(self) -> int:
         self._next_seq += 1
         return self._next_seq

@@ -23,8 +23,26 @@ if ARGV[1] ~= '' then
     return redis.error_reply('FENCED leadership is now ' .. tostring(holder))
   end
 end
+-- Redis does not undo a script's earlier writes when a later one fails, so refuse the whole step
+-- up front if any key holds the wrong type (the one failure a write here can meet on a healthy
+-- server; running out of memory fails the first write, before anything is written).
+local want = {X = 'stream', H = 'hash', D = 'hash', A = 'stream', R = 'list'}
+local width = {X = 4, H = 4, D = 3, A = 4, R = 4}
 local i = 2
 local n = #ARGV
+while i <= n do
+  local op = ARGV[i]
+  if want[op] == nil then
+    return redis.error_reply('BADOP ' .. tostring(op))
+  end
+  local key = KEYS[tonumber(ARGV[i + 1])]
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= want[op] then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. kind .. ', not a ' .. want[op])
+  end
+  i = i + width[op]
+end
+i = 2
 while i <= n do
   local op = ARGV[i]
   local key = KEYS[tonumber(ARGV[i + 1])]

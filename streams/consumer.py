@@ -9,6 +9,26 @@ from typing import Any
 import redis
 
 from streams.codec import entry_data
+from streams.commit import FencedOut
+
+# Claim new entries only while holding the lease: a deposed leader that wakes inside its loop can
+# then never take entries out of the stream's order (its successor would see later ones first).
+# XREADGROUP may not block inside a script; when nothing is new, the script returns the stream's
+# last id so the caller can wait on it with a plain XREAD BLOCK, which claims nothing.
+_FENCED_READ = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED leadership is now ' .. tostring(redis.call('GET', KEYS[1])))
+end
+local got = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[2], '>')
+if got then
+  return {1, got[1][2]}
+end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if #last == 0 then
+  return {0, '0-0'}
+end
+return {0, last[1][1]}
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +46,7 @@ class GroupReader:
         self.consumer = consumer
         self.count = count
         self.block_ms = block_ms
+        self._read_script = r.register_script(_FENCED_READ)
 
     def ensure_group(self) -> None:
         """Create the group at the start of the stream, so tasks published before the router first
@@ -36,14 +57,33 @@ class GroupReader:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def read(self) -> list[Entry]:
-        reply: Any = self.r.xreadgroup(
-            self.group, self.consumer, {self.stream: ">"}, count=self.count, block=self.block_ms
-        )
-        if not reply:
-            return []
-        _, entries = reply[0]
-        return [Entry(_text(entry_id), entry_data(fields or {})) for entry_id, fields in entries]
+    def read(self, *, leader_key: str | None = None, fence: str | None = None) -> list[Entry]:
+        """The next batch of new entries; with a fence, only while `leader_key` still holds it
+        (raises FencedOut otherwise), waiting up to block_ms when nothing is new."""
+        if fence is None or leader_key is None:
+            reply: Any = self.r.xreadgroup(
+                self.group, self.consumer, {self.stream: ">"}, count=self.count, block=self.block_ms
+            )
+            return _entries(reply[0][1]) if reply else []
+        found, last_id = self._fenced_read(leader_key, fence)
+        if found is not None:
+            return found
+        if self.r.xread({self.stream: last_id}, count=1, block=self.block_ms):
+            found, _ = self._fenced_read(leader_key, fence)
+        return found or []
+
+    def _fenced_read(self, leader_key: str, fence: str) -> tuple[list[Entry] | None, str]:
+        try:
+            reply: Any = self._read_script(
+                keys=[leader_key, self.stream], args=[fence, self.group, self.consumer, self.count]
+            )
+        except redis.ResponseError as exc:
+            if str(exc).startswith("FENCED"):
+                raise FencedOut(str(exc)) from None
+            raise
+        if int(reply[0]) == 1:
+            return [Entry(_text(i), _pairs(f)) for i, f in reply[1]], ""
+        return None, _text(reply[1])
 
     def reclaim(self) -> Iterator[list[Entry]]:
         """Take over every pending entry of the group (after a crash or a change of leader), in
@@ -71,3 +111,13 @@ class GroupReader:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _entries(raw: Any) -> list[Entry]:
+    return [Entry(_text(entry_id), entry_data(fields or {})) for entry_id, fields in raw]
+
+
+def _pairs(flat: Any) -> bytes | None:
+    """The `data` field from a script's flat [field, value, ...] reply."""
+    items = list(flat or [])
+    return entry_data(dict(zip(items[::2], items[1::2], strict=False)))

@@ -89,6 +89,7 @@ class RoutingWorker:
         self._failures: dict[str, str] = {}  # entry id -> last unexpected error, for its dead letter
         self._renewed_at = 0.0
         self._ticked_at = 0.0
+        self._batches = 0
         self._swept_at = 0.0
         self._rand = random.Random()
 
@@ -134,7 +135,13 @@ class RoutingWorker:
             self._reclaim()
             if self.router is None:
                 return
-        entries = self.reader.read()
+        try:
+            entries = self.reader.read(leader_key=self.state.leader, fence=self.lease.value)
+        except FencedOut as exc:
+            log.warning("read refused: no longer the leader", error=str(exc))
+            self.lease.value = None
+            self._lose_state()
+            return
         if entries or time.monotonic() - self._ticked_at >= 1.0:
             # an idle turn still runs once a second: assignments can lapse with no event at all
             self._ticked_at = time.monotonic()
@@ -170,11 +177,18 @@ class RoutingWorker:
         router = self.router
         assert router is not None
         now_ms = int(self.clock() * 1000)
-        router.begin_batch(entries[-1].entry_id if entries else f"tick-{now_ms}")
+        self._batches += 1
+        # an idle turn's id names this process and its turn too: the wall clock alone may step back
+        router.begin_batch(
+            entries[-1].entry_id if entries else f"tick-{now_ms}-{self.settings.consumer}-{self._batches}"
+        )
         step = AtomicStep(self.state.leader)
         try:
             effects = self._apply_all(router, entries, step, now_ms)
-            effects += router.expire_assignments(now_ms=now_ms)
+            if len(entries) < self.settings.batch_size:
+                # only once caught up: in a backlog, a slot's heartbeat or task.started may still be
+                # queued behind this batch, and judging it silent now would take its task away
+                effects += router.expire_assignments(now_ms=now_ms)
             effects += router.match(now_ms=now_ms)
         except BatchAborted:
             self._lose_state()
@@ -187,6 +201,8 @@ class RoutingWorker:
             return
         add_effects(step, self.keys, effects, caps=self.caps, dry_run=self.dry_run)
         add_ledger_changes(step, self.state, router.drain_changes(), ev_window=self.settings.ev_window)
+        for entry in entries:  # acknowledged last: should a write fail, the inputs stay pending
+            step.xack(self.keys.events, self.group, entry.entry_id)
         try:
             self.committer.commit(step, fence=self.lease.value)
         except FencedOut as exc:
@@ -220,7 +236,6 @@ class RoutingWorker:
                     raise BatchAborted from exc
             if error is not None:
                 self._dead_letter(step, entry, error)
-            step.xack(self.keys.events, self.group, entry.entry_id)
         return effects
 
     def _rejection(self, entry: Entry) -> str | None:

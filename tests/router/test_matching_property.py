@@ -96,6 +96,7 @@ class Naive:
     evs: list[float] = field(default_factory=list)
     util: dict[tuple[str, str], float] = field(default_factory=dict)
     seq: int = 0
+    cancelled_held: set[str] = field(default_factory=set)  # cancelled while assigned, not started
 
     def rateable(self, requires: dict[str, int]) -> list[str]:
         return [
@@ -125,6 +126,8 @@ class Naive:
         elif isinstance(event, TaskCancelled):
             if self.waiting.pop(event.task_id, None) is not None:
                 out["cancelled"].append(event.task_id)
+            elif any(s.held is not None and s.held.task.task_id == event.task_id for s in self.slots.values()):
+                self.cancelled_held.add(event.task_id)
         elif isinstance(event, SlotFree):
             self.slots[event.slot_id] = _Slot(event.model, event.account, "free", now, since=now)
         elif isinstance(event, SlotHeartbeat):
@@ -145,7 +148,11 @@ class Naive:
     def gone(self, slot_id: str, now: int, out: dict[str, list[Any]]) -> None:
         s = self.slots[slot_id]
         held, s.held, s.state, s.since, s.task_id = s.held, None, "gone", now, None
-        if held is not None:  # assigned but never started: the task waits again, in its old place
+        if held is not None and held.task.task_id in self.cancelled_held:  # dropped, not requeued
+            self.cancelled_held.discard(held.task.task_id)
+            self.assigned.discard(held.task.task_id)
+            out["cancelled"].append(held.task.task_id)
+        elif held is not None:  # assigned but never started: the task waits again, in its old place
             self.assigned.discard(held.task.task_id)
             self.waiting[held.task.task_id] = _Waiting(held.task, held.ev, held.seq, held.since, announced=True)
             out["lapsed"].append(held.task.task_id)
