@@ -204,7 +204,9 @@ class FailoverRun:
             self.workers[dead].proc.send_signal(signal.SIGCONT)
             wait_for(
                 lambda: (
-                    has_logged(self.workers[dead], "standing by") or has_logged(self.workers[dead], "write refused")
+                    has_logged(self.workers[dead], "standing by")
+                    or has_logged(self.workers[dead], "write refused")
+                    or has_logged(self.workers[dead], "read refused")
                 ),
                 what="the woken leader to notice it was deposed",
             )
