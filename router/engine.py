@@ -7,7 +7,7 @@ cancellations, usage reports) plus the ledger changes the worker persists with t
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from router import POLICY_VERSION
@@ -15,6 +15,7 @@ from router.catalog import Catalog
 from router.ev import EVResolver, EVWindow, Scorer
 from router.policy import Assessment, Routed, assess, route
 from router.slots import PoolKey, SlotLedger, SlotRecord, SlotState
+from router.snapshot import UTIL_SEP, LedgerChanges, waiting_from_json, waiting_to_json
 from router.values import (
     Decision,
     Event,
@@ -29,8 +30,6 @@ from router.values import (
     TaskPending,
     TaskStarted,
     Usage,
-    task_from_json,
-    task_to_json,
 )
 from router.waiting import WaitingIndex, WaitingTask
 
@@ -75,23 +74,6 @@ class UsageReported:
 
 
 Effect = Decision | Cancelled | UsageReported
-
-
-@dataclass(slots=True, kw_only=True)
-class LedgerChanges:
-    """What changed since the last drain: the worker writes it with the batch's outputs."""
-
-    slots: dict[str, dict[str, Any]] = field(default_factory=dict)
-    waiting: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: no longer waiting
-    assigned: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: forgotten
-    ev_added: list[float] = field(default_factory=list)
-    utilisation: dict[str, float] = field(default_factory=dict)  # "account\x1fmodel" -> 0..1
-
-    def __bool__(self) -> bool:
-        return bool(self.slots or self.waiting or self.assigned or self.ev_added or self.utilisation)
-
-
-UTIL_SEP = "\x1f"
 
 
 class Router:
@@ -189,7 +171,7 @@ class Router:
             await_decision_id=known.await_decision_id if known else None,
         )
         self.waiting.add(waiting)
-        self._changes.waiting[task.task_id] = _waiting_to_json(waiting)
+        self._changes.waiting[task.task_id] = waiting_to_json(waiting)
         if known is None:
             self._new_waiting.append(task.task_id)
         return []
@@ -275,7 +257,7 @@ class Router:
         self._changes.assigned[before.task_id] = None
         if before.held.get("cancelled"):
             return [Cancelled(task_id=before.task_id, event_id=event_id or self._batch_id, at_ms=now_ms)]
-        waiting = _waiting_from_json(before.held)
+        waiting = waiting_from_json(before.held)
         waiting.await_decision_id = None
         assessment = self._assess(waiting.task, waiting.ev)
         if assessment.min_tier is None:  # the catalogue changed since it was assigned
@@ -294,7 +276,7 @@ class Router:
         )
         decision = self._decision(assessment, lapsed, event_id=event_id, now_ms=now_ms)
         waiting.await_decision_id = decision.decision_id
-        self._changes.waiting[waiting.task.task_id] = _waiting_to_json(waiting)
+        self._changes.waiting[waiting.task.task_id] = waiting_to_json(waiting)
         return [decision]
 
     # -- the matching round ------------------------------------------------------------------
@@ -358,7 +340,7 @@ class Router:
         self.waiting.remove(waiting.task.task_id)
         waiting.models, waiting.min_tier = assessment.rateable, assessment.min_tier
         self.waiting.add(waiting)
-        self._changes.waiting[waiting.task.task_id] = _waiting_to_json(waiting)
+        self._changes.waiting[waiting.task.task_id] = waiting_to_json(waiting)
         return True
 
     def _commit_assignment(self, waiting: WaitingTask, decision: Decision, now_ms: int) -> None:
@@ -371,7 +353,7 @@ class Router:
             task_id=task_id,
             decision_id=decision.decision_id,
             now_ms=now_ms,
-            held=_waiting_to_json(waiting),
+            held=waiting_to_json(waiting),
         )
         self._remember_assigned(
             task_id, {"slot_id": chosen.slot_id, "decision_id": decision.decision_id, "at_ms": now_ms}
@@ -387,7 +369,7 @@ class Router:
             self._commit_assignment(waiting, decision, now_ms)
             return decision
         waiting.await_decision_id = decision.decision_id
-        self._changes.waiting[waiting.task.task_id] = _waiting_to_json(waiting)
+        self._changes.waiting[waiting.task.task_id] = waiting_to_json(waiting)
         return decision
 
     # -- helpers -----------------------------------------------------------------------------
@@ -459,7 +441,7 @@ class Router:
             if record.held is not None:  # a held task keeps its arrival place if it ever waits again
                 self.waiting.note_seq(int(record.held["seq"]))
         for doc in sorted(waiting, key=lambda d: d["seq"]):
-            self._restore_waiting(_waiting_from_json(doc))
+            self._restore_waiting(waiting_from_json(doc))
         for task_id, ref in sorted(assigned.items(), key=lambda kv: kv[1].get("at_ms", 0)):
             self.assigned[task_id] = ref
         for value in ev_values[-self.config.ev_window :]:
@@ -496,28 +478,13 @@ class Router:
         }
 
 
-def _waiting_to_json(w: WaitingTask) -> dict[str, Any]:
-    return {
-        "task": task_to_json(w.task),
-        "ev": w.ev,
-        "seq": w.seq,
-        "since_ms": w.since_ms,
-        "models": sorted(w.models),
-        "min_tier": w.min_tier,
-        "await_decision_id": w.await_decision_id,
-    }
-
-
-def _waiting_from_json(doc: dict[str, Any]) -> WaitingTask:
-    return WaitingTask(
-        task=task_from_json(doc["task"]),
-        ev=float(doc["ev"]),
-        seq=int(doc["seq"]),
-        since_ms=int(doc["since_ms"]),
-        models=frozenset(doc["models"]),
-        min_tier=int(doc["min_tier"]),
-        await_decision_id=doc.get("await_decision_id"),
-    )
-
-
-__all__ = ["Cancelled", "Effect", "LedgerChanges", "Router", "RouterConfig", "SlotState", "UsageReported"]
+__all__ = [
+    "UTIL_SEP",
+    "Cancelled",
+    "Effect",
+    "LedgerChanges",
+    "Router",
+    "RouterConfig",
+    "SlotState",
+    "UsageReported",
+]

@@ -1,0 +1,54 @@
+"""The ledger's snapshot form: what changed since the last drain, and waiting tasks as JSON.
+
+The worker writes these into Redis with each batch's outputs, and a new leader rebuilds the
+ledger from them (ARCHITECTURE.md invariant 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from router.values import task_from_json, task_to_json
+from router.waiting import WaitingTask
+
+
+@dataclass(slots=True, kw_only=True)
+class LedgerChanges:
+    """What changed since the last drain: the worker writes it with the batch's outputs."""
+
+    slots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    waiting: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: no longer waiting
+    assigned: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: forgotten
+    ev_added: list[float] = field(default_factory=list)
+    utilisation: dict[str, float] = field(default_factory=dict)  # "account\x1fmodel" -> 0..1
+
+    def __bool__(self) -> bool:
+        return bool(self.slots or self.waiting or self.assigned or self.ev_added or self.utilisation)
+
+
+UTIL_SEP = "\x1f"
+
+
+def waiting_to_json(w: WaitingTask) -> dict[str, Any]:
+    return {
+        "task": task_to_json(w.task),
+        "ev": w.ev,
+        "seq": w.seq,
+        "since_ms": w.since_ms,
+        "models": sorted(w.models),
+        "min_tier": w.min_tier,
+        "await_decision_id": w.await_decision_id,
+    }
+
+
+def waiting_from_json(doc: dict[str, Any]) -> WaitingTask:
+    return WaitingTask(
+        task=task_from_json(doc["task"]),
+        ev=float(doc["ev"]),
+        seq=int(doc["seq"]),
+        since_ms=int(doc["since_ms"]),
+        models=frozenset(doc["models"]),
+        min_tier=int(doc["min_tier"]),
+        await_decision_id=doc.get("await_decision_id"),
+    )
