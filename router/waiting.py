@@ -22,6 +22,7 @@ from router.values import Task
 Entry = tuple[float, int, str]  # (-ev, arrival seq, task_id): ascending order = best first
 # (since_ms / ageing step - priority, -ev, seq, task_id, priority): ascending order = best aged first
 AgedEntry = tuple[float, float, int, str, int]
+PREMIUM_LOOKAHEAD = 32  # aged entries checked one by one before the premium list is consulted
 _AFTER_EVERY_SEQ = 2**63  # sorts after any arrival seq, for bisecting on EV alone
 _Allowed = Callable[[int, float], bool]  # may a task of this priority and EV use the free models?
 
@@ -157,6 +158,12 @@ class _Group:
             # Without it the first aged entry is the answer; with it (only premium slots free), the
             # first entry of the list kept for the current P50.
             if premium_rule:
+                # usually one of the first few aged tasks may use premium: look there first, and
+                # bring the premium list up to date (a cost that grows with how far P50 moved) only
+                # when many blocked tasks stand ahead
+                for entry in self.normal_aged.islice(0, PREMIUM_LOOKAHEAD):
+                    if allowed(entry[4], -entry[1]):
+                        return Rank(False, -entry[0], -entry[1], -entry[2]), entry[3]
                 self._sync_premium(p50)
             aged = self.premium_aged if premium_rule else self.normal_aged
             if not aged:
