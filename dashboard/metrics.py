@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from dashboard.live import SCAN_COUNT
+from streams.codec import as_text
 from streams.keys import RECORDER_GROUP, Keys
 
 # Seconds from the input event to its decision. The router takes microseconds; what shows here is
@@ -53,7 +54,7 @@ class DecisionTail:
     def start_at_tail(self) -> None:
         """Count from the newest entry on: history before `router web` started is the table's job."""
         newest: list[Any] = self.r.xrevrange(self.stream, count=1) or []
-        self.last_id = _text(newest[0][0]) if newest else "0-0"
+        self.last_id = as_text(newest[0][0]) if newest else "0-0"
 
     def advance(self) -> None:
         with self._lock:
@@ -65,7 +66,7 @@ class DecisionTail:
                 entries: list[Any] = self.r.xrange(self.stream, min=f"({self.last_id}", count=PAGE) or []
                 for entry_id, fields in entries:
                     self._count(fields)
-                    self.last_id = _text(entry_id)
+                    self.last_id = as_text(entry_id)
                 read += len(entries)
                 if len(entries) < PAGE:
                     break
@@ -193,7 +194,7 @@ class RouterCollector:
         except redis.ResponseError:  # the stream does not exist yet
             return None
         for group in groups:
-            if _text(group.get("name", b"")) == RECORDER_GROUP:
+            if as_text(group.get("name", b"")) == RECORDER_GROUP:
                 return dict(group)
         return None
 
@@ -214,7 +215,3 @@ def _latency_s(doc: dict[str, Any]) -> float | None:
         return None
     # Clocks of the worker and of Redis may differ a little; a negative gap counts as zero.
     return max(0.0, (decided_at - int(millis)) / 1000)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

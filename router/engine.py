@@ -463,12 +463,7 @@ class Router:
 
     def stats(self, now_ms: int) -> dict[str, Any]:
         counts = self.ledger.counts()
-        stale = sum(
-            1
-            for pool in self.ledger.pools.values()
-            for slot_id in pool.free
-            if not self.ledger.is_live(self.ledger.slots[slot_id], now_ms)
-        )
+        stale = sum(self.ledger.stale_free_count(key, now_ms) for key in self.ledger.pools)
         return {
             "waiting": len(self.waiting),
             "slots": counts,

@@ -215,16 +215,9 @@ def _listed_ids(
 def _listed(
     model: Model, account: str, verdict: Verdict, detail: str | None, *buckets: Collection[str]
 ) -> Iterable[Alternative]:
-    total = sum(len(b) for b in buckets)
-    if total == 0:
-        return
+    """Every slot of `buckets`, sharing one verdict."""
     first = list(islice(chain(*buckets), LIST_EACH_UP_TO))
-    common = {"model": model.model_id, "account": account, "tier": model.tier, "verdict": verdict, "detail": detail}
-    if total <= LIST_EACH_UP_TO:
-        for slot_id in first:
-            yield Alternative(slot_id=slot_id, **common)  # type: ignore[arg-type]
-    else:
-        yield Alternative(count=total, slot_ids=tuple(first), **common)  # type: ignore[arg-type]
+    return _listed_ids(model, account, verdict, detail, first, sum(len(b) for b in buckets))
 
 
 def _incapable_alternatives(a: Assessment, catalog: Catalog, ledger: SlotLedger) -> Iterable[Alternative]:

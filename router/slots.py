@@ -106,10 +106,6 @@ class SlotLedger:
     def get(self, slot_id: str) -> SlotRecord | None:
         return self.slots.get(slot_id)
 
-    @property
-    def unstarted(self) -> set[str]:
-        return set(self._lapse_at)
-
     def is_live(self, record: SlotRecord, now_ms: int) -> bool:
         return now_ms - record.last_heard_ms <= self.stale_after_ms
 

@@ -111,8 +111,12 @@ def _alternatives_table(alternatives: list[Mapping[str, Any]]) -> Table:
         if alt.get("count", 1) != 1:
             slot = f"{alt.get('count')} slots: {', '.join(alt.get('slot_ids') or [])}"
         table.add_row(
-            f"  {slot}", str(alt.get("model")), str(alt.get("tier")), str(alt.get("account")),
-            Text(verdict, style=VERDICT_STYLE.get(verdict, "")), str(alt.get("detail") or ""),
+            f"  {slot}",
+            str(alt.get("model")),
+            str(alt.get("tier")),
+            str(alt.get("account")),
+            Text(verdict, style=VERDICT_STYLE.get(verdict, "")),
+            str(alt.get("detail") or ""),
         )
     return table
 

@@ -22,7 +22,7 @@ from router.errors import ConfigError
 from store.db import make_engine
 from store.rollup import hour_of
 from store.writer import delete_before
-from streams.codec import decode, entry_data
+from streams.codec import as_text, decode, entry_data
 from streams.keys import Keys
 
 log = structlog.get_logger("router.jobs")
@@ -166,7 +166,7 @@ def _dead_entries(r: redis.Redis, key: str, ids: list[str] | None) -> list[tuple
             out.append((entry_id, _doc(found[0][1]) if found else None))
         return out
     entries: Any = r.xrange(key)
-    return [(_text(i), _doc(f)) for i, f in entries]
+    return [(as_text(i), _doc(f)) for i, f in entries]
 
 
 def _doc(fields: Any) -> dict[str, Any] | None:
@@ -176,7 +176,3 @@ def _doc(fields: Any) -> dict[str, Any] | None:
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

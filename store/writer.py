@@ -87,8 +87,7 @@ def _plan(dialect: Dialect, table: Table) -> _Plan:
     if dialect.name == "postgresql":
         arrays = ", ".join(f"%b::{c.type.compile(dialect)}[]" for c in table.columns)
         sql = (
-            f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}) "
-            f"ON CONFLICT DO NOTHING RETURNING {key}"
+            f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING RETURNING {key}"
         )
     elif dialect.name == "sqlite":
         sql = f"INSERT INTO {table.name} ({names}) VALUES "
@@ -133,4 +132,3 @@ def _delete_chunks(engine: Engine, table: Table, key: ColumnElement[Any], old: C
         total += deleted
         if deleted < chunk:
             return total
-

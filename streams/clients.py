@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from streams.codec import decode, encode, entry_data
+from streams.codec import as_text, decode, encode, entry_data
 from streams.keys import Keys
 
 STATUS_BLOCK_MS = 1000
@@ -15,7 +15,7 @@ STATUS_BLOCK_MS = 1000
 
 def _publish(r: redis.Redis, stream: str, doc: Mapping[str, Any]) -> str:
     entry_id = r.xadd(stream, {"data": encode(doc)})
-    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return as_text(entry_id)
 
 
 def _follow(r: redis.Redis, stream: str, *, last_id: str, block_ms: int) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -24,7 +24,7 @@ def _follow(r: redis.Redis, stream: str, *, last_id: str, block_ms: int) -> Iter
         reply: Any = r.xread({stream: last_id}, count=500, block=block_ms)
         for _, entries in reply or []:
             for entry_id, fields in entries:
-                last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                last_id = as_text(entry_id)
                 data = entry_data(fields)
                 if data is not None:
                     yield last_id, decode(data)
@@ -89,7 +89,7 @@ class Slot:
         reply: Any = self.r.xread({self.keys.assign(self.slot_id): self.last_id}, count=1, block=block_ms)
         for _, entries in reply or []:
             for entry_id, fields in entries:
-                self.last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                self.last_id = as_text(entry_id)
                 data = entry_data(fields)
                 if data is not None:
                     doc: dict[str, Any] = decode(data)
@@ -124,5 +124,5 @@ def _newest(r: redis.Redis, stream: str, count: int) -> list[tuple[str, dict[str
     for entry_id, fields in reversed(entries):
         data = entry_data(fields)
         if data is not None:
-            out.append((entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id), decode(data)))
+            out.append((as_text(entry_id), decode(data)))
     return out

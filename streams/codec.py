@@ -17,6 +17,11 @@ def decode(raw: bytes | str) -> Any:
     return orjson.loads(raw)
 
 
+def as_text(value: Any) -> str:
+    """A reply value (entry id, key, field) as text: redis-py gives bytes unless told to decode."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def entry_data(fields: dict[Any, Any]) -> bytes | None:
     """The `data` field of a stream entry as read by redis-py (bytes keys), or None if absent."""
     value = fields.get(FIELD.encode(), fields.get(FIELD))

@@ -30,15 +30,19 @@ local want = {X = 'stream', H = 'hash', D = 'hash', A = 'stream', R = 'list'}
 local width = {X = 4, H = 4, D = 3, A = 4, R = 4}
 local i = 2
 local n = #ARGV
+local checked = {}
 while i <= n do
   local op = ARGV[i]
   if want[op] == nil then
     return redis.error_reply('BADOP ' .. tostring(op))
   end
   local key = KEYS[tonumber(ARGV[i + 1])]
-  local kind = redis.call('TYPE', key)['ok']
-  if kind ~= 'none' and kind ~= want[op] then
-    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. kind .. ', not a ' .. want[op])
+  if not checked[key] then  -- one TYPE per key, not per write: a batch writes few keys many times
+    checked[key] = true
+    local kind = redis.call('TYPE', key)['ok']
+    if kind ~= 'none' and kind ~= want[op] then
+      return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. kind .. ', not a ' .. want[op])
+    end
   end
   i = i + width[op]
 end

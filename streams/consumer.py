@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from streams.codec import entry_data
+from streams.codec import as_text, entry_data
 from streams.commit import FencedOut
 
 # Claim new entries only while holding the lease: a deposed leader that wakes inside its loop can
@@ -82,8 +82,8 @@ class GroupReader:
                 raise FencedOut(str(exc)) from None
             raise
         if int(reply[0]) == 1:
-            return [Entry(_text(i), _pairs(f)) for i, f in reply[1]], ""
-        return None, _text(reply[1])
+            return [Entry(as_text(i), _pairs(f)) for i, f in reply[1]], ""
+        return None, as_text(reply[1])
 
     def reclaim(self) -> Iterator[list[Entry]]:
         """Take over every pending entry of the group (after a crash or a change of leader), in
@@ -93,11 +93,11 @@ class GroupReader:
             reply: Any = self.r.xautoclaim(
                 self.stream, self.group, self.consumer, min_idle_time=0, start_id=cursor, count=self.count
             )
-            cursor, claimed = _text(reply[0]), reply[1]
-            deleted = [_text(i) for i in reply[2]] if len(reply) > 2 else []
+            cursor, claimed = as_text(reply[0]), reply[1]
+            deleted = [as_text(i) for i in reply[2]] if len(reply) > 2 else []
             if deleted:  # trimmed away while pending: nothing left to process
                 self.r.xack(self.stream, self.group, *deleted)
-            entries = [(_text(i), f) for i, f in claimed if f is not None]
+            entries = [(as_text(i), f) for i, f in claimed if f is not None]
             if entries:
                 counts = self._deliveries([i for i, _ in entries])
                 yield [Entry(i, entry_data(f), counts.get(i, 1)) for i, f in entries]
@@ -106,15 +106,11 @@ class GroupReader:
 
     def _deliveries(self, ids: list[str]) -> dict[str, int]:
         pending: Any = self.r.xpending_range(self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) + 16)
-        return {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        return {as_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
 
 
 def _entries(raw: Any) -> list[Entry]:
-    return [Entry(_text(entry_id), entry_data(fields or {})) for entry_id, fields in raw]
+    return [Entry(as_text(entry_id), entry_data(fields or {})) for entry_id, fields in raw]
 
 
 def _pairs(flat: Any) -> bytes | None:

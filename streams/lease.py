@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import redis
 
+from streams.codec import as_text
+
 # Renew or release only if we still hold it (compare-and-set inside Redis).
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -61,4 +63,4 @@ class Lease:
 
     def current_holder(self) -> str | None:
         raw = self.r.get(self.leader_key)
-        return raw.decode() if isinstance(raw, bytes) else raw
+        return None if raw is None else as_text(raw)

@@ -27,7 +27,7 @@ from router.catalog import Catalog, load_catalog
 from store.db import make_engine
 from store.records import BadRecord, Pricer, Row, decision_row, usage_row
 from store.writer import insert_decisions, insert_usage
-from streams.codec import decode, encode, entry_data
+from streams.codec import as_text, decode, encode, entry_data
 from streams.consumer import Entry
 from streams.keys import RECORDER_GROUP, Keys
 from streams.outputs import dead_letter
@@ -186,12 +186,15 @@ class Recorder:
     def _read(self, block_ms: int) -> dict[str, list[Entry]]:
         # block=0 means "forever" to Redis; a non-blocking read omits BLOCK instead.
         reply: Any = self.r.xreadgroup(
-            RECORDER_GROUP, self.consumer, {key: ">" for key in self.streams.values()},
-            count=self.settings.recorder_batch, block=block_ms or None,
+            RECORDER_GROUP,
+            self.consumer,
+            {key: ">" for key in self.streams.values()},
+            count=self.settings.recorder_batch,
+            block=block_ms or None,
         )
-        by_key = {_text(key): entries for key, entries in reply or []}
+        by_key = {as_text(key): entries for key, entries in reply or []}
         return {
-            name: [Entry(_text(i), entry_data(f or {})) for i, f in by_key.get(key, [])]
+            name: [Entry(as_text(i), entry_data(f or {})) for i, f in by_key.get(key, [])]
             for name, key in self.streams.items()
         }
 
@@ -204,14 +207,18 @@ class Recorder:
             cursor = "0-0"
             while not self.stop.stopping:
                 reply: Any = self.r.xautoclaim(
-                    key, RECORDER_GROUP, self.consumer, min_idle_time=min_idle_ms,
-                    start_id=cursor, count=self.settings.recorder_batch,
+                    key,
+                    RECORDER_GROUP,
+                    self.consumer,
+                    min_idle_time=min_idle_ms,
+                    start_id=cursor,
+                    count=self.settings.recorder_batch,
                 )
-                cursor = _text(reply[0])
-                gone = [_text(i) for i in reply[2]] if len(reply) > 2 else []
+                cursor = as_text(reply[0])
+                gone = [as_text(i) for i in reply[2]] if len(reply) > 2 else []
                 if gone:  # deleted while pending (someone trimmed by hand): nothing left to store
                     self.r.xack(key, RECORDER_GROUP, *gone)
-                claimed = [Entry(_text(i), entry_data(f)) for i, f in reply[1] if f is not None]
+                claimed = [Entry(as_text(i), entry_data(f)) for i, f in reply[1] if f is not None]
                 if claimed:
                     log.info("reclaimed pending entries", stream=key, count=len(claimed), min_idle_ms=min_idle_ms)
                     settled += self._settle({name: claimed})
@@ -264,8 +271,13 @@ class Recorder:
             except DatabaseUnavailable as exc:
                 attempt += 1
                 delay = compute_backoff(attempt, cap_s=self.backoff_cap_s, rand=self._rand)
-                log.warning("database unavailable, holding the batch", error=str(exc)[:500], attempt=attempt,
-                            delay_s=round(delay, 2), entries=len(batch))
+                log.warning(
+                    "database unavailable, holding the batch",
+                    error=str(exc)[:500],
+                    attempt=attempt,
+                    delay_s=round(delay, 2),
+                    entries=len(batch),
+                )
                 if self.stop.wait(delay):
                     return False
 
@@ -351,7 +363,3 @@ def _pricer(catalog: Catalog) -> Pricer:
         return known.cost_usd(input_tokens=input_tokens, output_tokens=output_tokens) if known else None
 
     return price
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -18,7 +18,7 @@ from router.engine import Effect, Router, RouterConfig
 from router.errors import ConfigError, InvalidEvent
 from router.ev import Scorer
 from router.values import Decision, Task
-from streams.codec import decode, encode
+from streams.codec import as_text, decode, encode
 from streams.commit import AtomicStep, Committer, FencedOut
 from streams.consumer import Entry, GroupReader
 from streams.keys import DEFAULT_PREFIX, DRY_RUN_GROUP, LIVE_GROUP, Keys
@@ -33,7 +33,6 @@ log = structlog.get_logger("router.worker")
 
 DecisionHook = Callable[[Decision], None]
 GC_YOUNG_THRESHOLD = 50_000
-SWEEP_EVERY_S = 1.0  # how often the leader takes over entries left pending by a deposed leader
 
 
 class BatchAborted(Exception):
@@ -90,7 +89,6 @@ class RoutingWorker:
         self._renewed_at = 0.0
         self._ticked_at = 0.0
         self._batches = 0
-        self._swept_at = 0.0
         self._rand = random.Random()
 
     # -- the loop ----------------------------------------------------------------------------
@@ -128,13 +126,6 @@ class RoutingWorker:
         if not self._ensure_leader():
             self.stop.wait(self.settings.lease_ttl_ms / 3000)
             return
-        if time.monotonic() - self._swept_at >= SWEEP_EVERY_S:
-            # A deposed leader that woke inside its loop may have read entries after we took over:
-            # its write was refused and they sit pending under its name. Between our batches
-            # nothing of ours is pending, so whatever is pending now is orphaned: take it over.
-            self._reclaim()
-            if self.router is None:
-                return
         try:
             entries = self.reader.read(leader_key=self.state.leader, fence=self.lease.value)
         except FencedOut as exc:
@@ -166,8 +157,8 @@ class RoutingWorker:
         return self.router is not None
 
     def _reclaim(self) -> None:
-        """Process what a crashed or deposed leader left pending, before any new entry."""
-        self._swept_at = time.monotonic()
+        """Process what a crashed or deposed leader left pending, before any new entry. Reads are
+        fenced (only the lease holder claims new entries), so nothing is orphaned after this."""
         for entries in self.reader.reclaim():
             if self.router is None:
                 return
@@ -293,9 +284,9 @@ class RoutingWorker:
         router.restore(
             slots=[decode(v) for v in self.r.hgetall(self.state.slots).values()],
             waiting=[decode(v) for v in self.r.hgetall(self.state.waiting).values()],
-            assigned={_text(k): decode(v) for k, v in self.r.hgetall(self.state.assigned).items()},
+            assigned={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.assigned).items()},
             ev_values=[float(v) for v in self.r.lrange(self.state.ev_window, 0, -1)],
-            utilisation={_text(k): float(v) for k, v in self.r.hgetall(self.state.utilisation).items()},
+            utilisation={as_text(k): float(v) for k, v in self.r.hgetall(self.state.utilisation).items()},
         )
         log.info("ledger restored", **router.stats(int(self.clock() * 1000)))
         return router
@@ -325,7 +316,3 @@ def _load_scorer(spec: str | None) -> Scorer | None:
 
 def _typed_scorer(fn: Callable[[Task], Any]) -> Scorer:
     return lambda task: float(fn(task))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -23,7 +23,7 @@ from store import jobs
 from store.db import make_engine
 from store.migrate import current_revision, head_revision, upgrade
 from store.queries import decisions_for_task, list_decisions
-from streams.codec import decode, entry_data
+from streams.codec import as_text, decode, entry_data
 from streams.keys import RECORDER_GROUP, Keys
 from worker.commands.common import add_connection_options, redis_from, settings_from
 from worker.logs import configure
@@ -221,10 +221,10 @@ def run_dead_list(args: argparse.Namespace) -> int:
         except ValueError:
             doc = {"raw": data.decode(errors="replace") if data else None, "error": "unreadable dead letter"}
         if args.json:
-            sys.stdout.buffer.write(orjson.dumps({"id": _text(entry_id), **(doc or {})}) + b"\n")
+            sys.stdout.buffer.write(orjson.dumps({"id": as_text(entry_id), **(doc or {})}) + b"\n")
             continue
         doc = doc or {}
-        line = Text(f"{_text(entry_id)}  ", style="bold")
+        line = Text(f"{as_text(entry_id)}  ", style="bold")
         line.append(f"[{doc.get('stream', 'events')} {doc.get('source_id')}] ", style="dim")
         line.append(str(doc.get("error")), style="red")
         line.append(f"\n    {str(doc.get('raw'))[:300]}", style="dim")
@@ -303,13 +303,13 @@ def _unrecorded_start(r: redis.Redis, keys: Keys) -> str:
         groups: Any = r.xinfo_groups(keys.decisions)
     except redis.ResponseError:
         return "-"
-    group = next((g for g in groups if _text(g["name"]) == RECORDER_GROUP), None)
+    group = next((g for g in groups if as_text(g["name"]) == RECORDER_GROUP), None)
     if group is None:
         return "-"
     pending: Any = r.xpending(keys.decisions, RECORDER_GROUP)
     if pending and pending.get("pending"):
-        return _text(pending["min"])
-    return "(" + _text(group["last-delivered-id"])
+        return as_text(pending["min"])
+    return "(" + as_text(group["last-delivered-id"])
 
 
 def _stream_records(r: redis.Redis, key: str, start: str) -> Iterator[dict[str, Any]]:
@@ -323,7 +323,7 @@ def _stream_records(r: redis.Redis, key: str, start: str) -> Iterator[dict[str, 
                 doc = None
             if isinstance(doc, dict):
                 yield doc
-            start = "(" + _text(entry_id)
+            start = "(" + as_text(entry_id)
         if len(entries) < 1000:
             return
 
@@ -342,7 +342,3 @@ def _wait_for(job: Any, seconds: float) -> Any:
 
 def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:300]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
