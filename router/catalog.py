@@ -65,6 +65,9 @@ class Catalog:
     _rateable_cache: dict[frozenset[tuple[str, int]], tuple[Model, ...]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _rateable_ids_cache: dict[frozenset[tuple[str, int]], frozenset[str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -83,6 +86,16 @@ class Catalog:
             cached = tuple(sorted(found, key=lambda m: (m.tier, m.model_id)))
             if len(self._rateable_cache) < 4096:  # bounded: requirement sets come from outside
                 self._rateable_cache[key] = cached
+        return cached
+
+    def rateable_ids(self, requires: Mapping[str, int]) -> frozenset[str]:
+        """The ids of `rateable(requires)`, cached with it (assessed once or more per task)."""
+        key = frozenset(requires.items())
+        cached = self._rateable_ids_cache.get(key)
+        if cached is None:
+            cached = frozenset(m.model_id for m in self.rateable(requires))
+            if len(self._rateable_ids_cache) < 4096:
+                self._rateable_ids_cache[key] = cached
         return cached
 
     def unreachable(self, requires: Mapping[str, int]) -> dict[str, int]:

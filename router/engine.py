@@ -99,6 +99,10 @@ class Router:
         self._touched: dict[str, str] = {}  # task or slot id -> id of the event that touched it this batch
         self._new_waiting: list[str] = []
         self._restored_unroutable: list[WaitingTask] = []
+        # waiting tasks changed since the last drain (None: no longer waiting), and those of them
+        # first filed since then: dropping one of those needs no delete, it was never written
+        self._pending_waiting: dict[str, WaitingTask | None] = {}
+        self._unsaved_waiting: set[str] = set()
 
     # -- batches -----------------------------------------------------------------------------
 
@@ -111,6 +115,10 @@ class Router:
 
     def drain_changes(self) -> LedgerChanges:
         changes, self._changes = self._changes, LedgerChanges()
+        self._unsaved_waiting = set()
+        # waiting tasks are serialised here, once per batch, in their final state of the batch
+        changes.waiting = {k: None if w is None else waiting_to_json(w) for k, w in self._pending_waiting.items()}
+        self._pending_waiting = {}
         for slot_id in self.ledger.dirty:
             changes.slots[slot_id] = self.ledger.slots[slot_id].to_json()
         self.ledger.dirty.clear()
@@ -155,25 +163,28 @@ class Router:
         if known is None:
             self.ev_window.add(ev)
             self._changes.ev_added.append(ev)
-        assessment = self._assess(task, ev)
-        if assessment.min_tier is None:
+        rateable = self.catalog.rateable(task.requires)
+        if not rateable:
             if known is not None:
                 self._drop_waiting(task.task_id)
+            assessment = self._assess(task, ev)
             routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
             return [self._decision(assessment, routed, event_id=event_id, now_ms=now_ms)]
+        # filed by what may serve it; the EV rules are judged when a slot is offered (the round)
         waiting = WaitingTask(
             task=task,
             ev=ev,
             seq=known.seq if known else self.waiting.next_seq(),
             since_ms=known.since_ms if known else now_ms,
-            models=assessment.rateable,
-            min_tier=assessment.min_tier,
+            models=self.catalog.rateable_ids(task.requires),
+            min_tier=rateable[0].tier,
             await_decision_id=known.await_decision_id if known else None,
         )
         self.waiting.add(waiting)
-        self._changes.waiting[task.task_id] = waiting_to_json(waiting)
+        self._pending_waiting[task.task_id] = waiting
         if known is None:
             self._new_waiting.append(task.task_id)
+            self._unsaved_waiting.add(task.task_id)
         return []
 
     def _task_cancelled(self, task_id: str, *, event_id: str, now_ms: int) -> list[Effect]:
@@ -276,7 +287,7 @@ class Router:
         )
         decision = self._decision(assessment, lapsed, event_id=event_id, now_ms=now_ms)
         waiting.await_decision_id = decision.decision_id
-        self._changes.waiting[waiting.task.task_id] = waiting_to_json(waiting)
+        self._pending_waiting[waiting.task.task_id] = waiting
         return [decision]
 
     # -- the matching round ------------------------------------------------------------------
@@ -295,7 +306,7 @@ class Router:
     def _decide_restored_unroutable(self, now_ms: int) -> list[Decision]:
         decisions = []
         for waiting in self._restored_unroutable:
-            self._changes.waiting[waiting.task.task_id] = None
+            self._pending_waiting[waiting.task.task_id] = None
             assessment = self._assess(waiting.task, waiting.ev)
             routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
             decisions.append(self._decision(assessment, routed, event_id=None, now_ms=now_ms))
@@ -340,7 +351,7 @@ class Router:
         self.waiting.remove(waiting.task.task_id)
         waiting.models, waiting.min_tier = assessment.rateable, assessment.min_tier
         self.waiting.add(waiting)
-        self._changes.waiting[waiting.task.task_id] = waiting_to_json(waiting)
+        self._pending_waiting[waiting.task.task_id] = waiting
         return True
 
     def _commit_assignment(self, waiting: WaitingTask, decision: Decision, now_ms: int) -> None:
@@ -369,7 +380,7 @@ class Router:
             self._commit_assignment(waiting, decision, now_ms)
             return decision
         waiting.await_decision_id = decision.decision_id
-        self._changes.waiting[waiting.task.task_id] = waiting_to_json(waiting)
+        self._pending_waiting[waiting.task.task_id] = waiting
         return decision
 
     # -- helpers -----------------------------------------------------------------------------
@@ -412,8 +423,13 @@ class Router:
 
     def _drop_waiting(self, task_id: str) -> WaitingTask | None:
         dropped = self.waiting.remove(task_id)
-        if dropped is not None:
-            self._changes.waiting[task_id] = None
+        if dropped is None:
+            return None
+        if task_id in self._unsaved_waiting:
+            self._unsaved_waiting.discard(task_id)
+            self._pending_waiting.pop(task_id, None)
+        else:
+            self._pending_waiting[task_id] = None
         return dropped
 
     def _remember_assigned(self, task_id: str, ref: dict[str, Any]) -> None:

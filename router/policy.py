@@ -15,7 +15,7 @@ OVERRIDE_QUEST_PRIORITY = 95
 LIST_EACH_UP_TO = 10  # slots of one pool sharing a verdict are listed one by one up to this, then grouped
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Assessment:
     """Steps 1-5: what the task may use, before looking at any slot."""
 
@@ -36,7 +36,7 @@ def assess(task: Task, catalog: Catalog, *, ev: float, p50: float | None, p90: f
     min_tier = rateable[0].tier if rateable else None
     return Assessment(
         task=task,
-        rateable=frozenset(m.model_id for m in rateable),
+        rateable=catalog.rateable_ids(task.requires),
         min_tier=min_tier,
         thresholds=Thresholds(ev=ev, p50=p50, p90=p90),
         override=is_override(task, ev=ev, p90=p90),
@@ -57,7 +57,7 @@ def is_premium_blocked(task: Task, *, ev: float, p50: float | None, min_tier: in
     return ev < p50 and task.priority < PREMIUM_BLOCK_PRIORITY
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Routed:
     outcome: Outcome
     reason_code: ReasonCode
@@ -66,7 +66,7 @@ class Routed:
     alternatives: tuple[Alternative, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Candidate:
     tier: int
     utilisation: float
@@ -216,8 +216,11 @@ def _listed(
     model: Model, account: str, verdict: Verdict, detail: str | None, *buckets: Collection[str]
 ) -> Iterable[Alternative]:
     """Every slot of `buckets`, sharing one verdict."""
+    total = sum(len(b) for b in buckets)
+    if not total:
+        return ()
     first = list(islice(chain(*buckets), LIST_EACH_UP_TO))
-    return _listed_ids(model, account, verdict, detail, first, sum(len(b) for b in buckets))
+    return _listed_ids(model, account, verdict, detail, first, total)
 
 
 def _incapable_alternatives(a: Assessment, catalog: Catalog, ledger: SlotLedger) -> Iterable[Alternative]:

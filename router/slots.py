@@ -75,7 +75,9 @@ class Pool:
     free_by_heard: SortedList[tuple[int, str]] = field(default_factory=SortedList)
 
     def bucket(self, state: SlotState) -> SortedList[str]:
-        return {SlotState.FREE: self.free, SlotState.BUSY: self.busy, SlotState.GONE: self.gone}[state]
+        if state is SlotState.FREE:
+            return self.free
+        return self.busy if state is SlotState.BUSY else self.gone
 
     def __len__(self) -> int:
         return len(self.free) + len(self.busy) + len(self.gone)
@@ -116,7 +118,10 @@ class SlotLedger:
         pool = self.pools.get(key)
         if pool is None:
             return 0
-        return int(pool.free_by_heard.bisect_left((now_ms - self.stale_after_ms, "")))
+        by_heard = pool.free_by_heard
+        if not by_heard or by_heard[0][0] >= now_ms - self.stale_after_ms:
+            return 0  # the usual case, answered by the longest silent free slot alone
+        return int(by_heard.bisect_left((now_ms - self.stale_after_ms, "")))
 
     def stale_free_ids(self, key: PoolKey, now_ms: int, limit: int) -> list[str]:
         """Up to `limit` stale free slots of the pool, longest silent first."""
@@ -126,9 +131,13 @@ class SlotLedger:
 
     def live_free_ids(self, key: PoolKey, now_ms: int, limit: int) -> list[str]:
         """Up to `limit` live free slots of the pool, smallest id first."""
-        found: list[str] = []
         pool = self.pools.get(key)
-        for slot_id in pool.free if pool is not None else ():
+        if pool is None:
+            return []
+        if not self.stale_free_count(key, now_ms):  # the usual case: every free slot is live
+            return list(pool.free.islice(0, limit))
+        found: list[str] = []
+        for slot_id in pool.free:
             if len(found) >= limit:
                 break
             if self.is_live(self.slots[slot_id], now_ms):
@@ -136,6 +145,11 @@ class SlotLedger:
         return found
 
     def first_live_free(self, key: PoolKey, now_ms: int) -> str | None:
+        pool = self.pools.get(key)
+        if pool is None or not pool.free:
+            return None
+        if not self.stale_free_count(key, now_ms):
+            return pool.free[0]
         found = self.live_free_ids(key, now_ms, 1)
         return found[0] if found else None
 
@@ -267,4 +281,15 @@ class SlotLedger:
 
 
 def _copy(record: SlotRecord) -> SlotRecord:
-    return SlotRecord(**{k: getattr(record, k) for k in SlotRecord.__slots__})
+    return SlotRecord(
+        slot_id=record.slot_id,
+        model=record.model,
+        account=record.account,
+        state=record.state,
+        since_ms=record.since_ms,
+        last_heard_ms=record.last_heard_ms,
+        task_id=record.task_id,
+        decision_id=record.decision_id,
+        started=record.started,
+        held=record.held,
+    )

@@ -115,5 +115,7 @@ def _entries(raw: Any) -> list[Entry]:
 
 def _pairs(flat: Any) -> bytes | None:
     """The `data` field from a script's flat [field, value, ...] reply."""
+    if flat and len(flat) == 2 and flat[0] == b"data":  # what every well-formed entry looks like
+        return flat[1] if isinstance(flat[1], bytes) else str(flat[1]).encode()
     items = list(flat or [])
     return entry_data(dict(zip(items[::2], items[1::2], strict=False)))

@@ -27,24 +27,36 @@ def fr() -> Iterator[fakeredis.FakeRedis]:
 # -- AtomicStep ---------------------------------------------------------------------------------
 
 
-def test_atomic_step_numbers_each_key_once_leader_first() -> None:
+def test_atomic_step_groups_writes_by_key_leader_first_acks_last() -> None:
     step = AtomicStep("L")
+    step.xack("events", "grp", "1-0")
     step.xadd("s", b"1")
     step.hset("h", "f", b"v")
-    step.xadd("s", b"2", maxlen=10)
+    step.xadd("s", b"2")
     step.hdel("h", "g")
-    step.xack("events", "grp", "1-0")
+    step.xack("events", "grp", "2-0")
     step.rpush_capped("list", "0.5", keep=3)
-    assert step.keys == ["L", "s", "h", "events", "list"]
-    assert step.args == [
-        "X", 2, 0, b"1",
-        "H", 3, "f", b"v",
-        "X", 2, 10, b"2",
-        "D", 3, "g",
-        "A", 4, "grp", "1-0",
-        "R", 5, "0.5", 3,
+    step.xadd("capped", b"3", maxlen=10)
+    step.hset("h", "g", b"w")  # a field set after its delete keeps the last word
+    step.rpush_capped("list", "0.7", keep=3)
+    keys, args = step.layout()
+    assert keys == ["L", "s", "capped", "h", "list", "events"]
+    assert args == [
+        "X", 2, 0, 2, b"1", b"2",
+        "X", 3, 10, 1, b"3",
+        "H", 4, 2, "f", b"v", "g", b"w",
+        "R", 5, 3, 2, "0.5", "0.7",
+        "A", 6, "grp", 2, "1-0", "2-0",
     ]  # fmt: skip
-    assert len(step) == len(step.args)
+
+
+def test_atomic_step_sends_deletes_after_sets_of_other_fields() -> None:
+    step = AtomicStep("L")
+    step.hset("h", "a", b"1")
+    step.hdel("h", "b")
+    step.hset("h", "b", b"2")
+    step.hdel("h", "a")
+    assert step.layout()[1] == ["H", 2, 1, "b", b"2", "D", 2, 1, "a"]
 
 
 def test_empty_step_makes_no_call(fr: fakeredis.FakeRedis) -> None:
@@ -114,10 +126,8 @@ def test_commit_acknowledges_inputs(fr: fakeredis.FakeRedis) -> None:
 
 
 def test_an_unknown_opcode_is_an_error_not_a_fence(fr: fakeredis.FakeRedis) -> None:
-    step = AtomicStep("L")
-    step.args += ["Z", 1]
     with pytest.raises(redis.ResponseError, match="BADOP Z") as info:
-        Committer(fr).commit(step, fence=None)
+        Committer(fr).run(["L"], ["Z", 1, 0], fence=None)
     assert not isinstance(info.value, FencedOut)
 
 
