@@ -6,6 +6,11 @@ sorted by EV (highest first) then arrival. Both rules that depend on the moving 
 (override: EV > P90; premium block: EV < P50) then pick a prefix of a bucket, so the first task
 in matching order that may use a given set of free models is found in O(priority levels), not
 O(waiting tasks).
+
+When the non-override order is scored (ageing, or EV points, or both), a non-override task's place
+is its score, priority + EV x ev_points + waited / ageing step. The waiting term grows at the same
+rate for every task, so `since / step - priority - EV x ev_points` orders the tasks the same at every
+instant and one sorted list per group holds the scored order.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from router.policy import OVERRIDE_QUEST_PRIORITY, PREMIUM_BLOCK_PRIORITY
 from router.values import Task
 
 Entry = tuple[float, int, str]  # (-ev, arrival seq, task_id): ascending order = best first
-# (since_ms / ageing step - priority, -ev, seq, task_id, priority): ascending order = best aged first
+# (order key: since_ms / ageing step - priority - ev x ev_points, -ev, seq, task_id, priority):
+# ascending order = best first in the scored order
 AgedEntry = tuple[float, float, int, str, int]
 PREMIUM_LOOKAHEAD = 32  # aged entries checked one by one before the premium list is consulted
 _AFTER_EVERY_SEQ = 2**63  # sorts after any arrival seq, for bisecting on EV alone
@@ -49,8 +55,8 @@ class WaitingTask:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Rank:
-    """Matching order, larger first: override, then priority (aged, when ageing is on), then EV,
-    then earlier arrival."""
+    """Matching order, larger first: override, then priority (for non-override tasks the score:
+    priority plus EV points plus ageing, when those are on), then EV, then earlier arrival."""
 
     override: bool
     priority: float
@@ -67,8 +73,10 @@ class _Group:
     # ageing: waiting this long counts as one priority point (0: off). priority - waited / step
     # orders tasks the same at every instant, so one sorted list holds the aged order.
     age_ms_per_point: float = 0.0
-    normal_aged: SortedList[AgedEntry] = field(default_factory=SortedList)  # every normal AgedEntry, if ageing
-    # With ageing: the normal entries a premium slot may serve under `premium_p50` (priority >= 90 or
+    # one unit of EV counts as this many priority points in the non-override order (0: off)
+    ev_points: float = 0.0
+    normal_aged: SortedList[AgedEntry] = field(default_factory=SortedList)  # every normal AgedEntry, if scored
+    # When scored: the normal entries a premium slot may serve under `premium_p50` (priority >= 90 or
     # EV >= P50), in aged order. P50 drifts a little per task, so moving the threshold moves only the
     # entries whose EV lies between the old and the new value (found by bisection in normal_by_ev).
     premium_aged: SortedList[AgedEntry] = field(default_factory=SortedList)
@@ -84,7 +92,7 @@ class _Group:
         buckets.setdefault(w.task.priority, SortedList()).add(w.entry)
         if not w.is_quest_override:
             self.normal_by_ev.add(w.entry)
-            if self.age_ms_per_point > 0:
+            if self.scored:
                 aged = self._aged(w)
                 self.normal_aged.add(aged)
                 self.aged_of[w.task.task_id] = aged
@@ -100,12 +108,17 @@ class _Group:
             del buckets[w.task.priority]
         if not w.is_quest_override:
             self.normal_by_ev.remove(w.entry)
-            if self.age_ms_per_point > 0:
+            if self.scored:
                 aged = self.aged_of.pop(w.task.task_id)
                 self.normal_aged.remove(aged)
                 if _premium_may(aged, self.premium_p50):
                     self.premium_aged.remove(aged)
         self.size -= 1
+
+    @property
+    def scored(self) -> bool:
+        """The non-override order is a score (ageing or EV points on): kept in normal_aged."""
+        return self.age_ms_per_point > 0 or self.ev_points > 0
 
     def _sync_premium(self, p50: float | None) -> None:
         """Make premium_aged hold exactly the entries premium may serve under `p50`."""
@@ -141,7 +154,8 @@ class _Group:
                 self.premium_aged.remove(aged)
 
     def _aged(self, w: WaitingTask) -> AgedEntry:
-        return (w.since_ms / self.age_ms_per_point - w.task.priority, -w.ev, w.seq, w.task.task_id, w.task.priority)
+        key = order_key(w, age_ms_per_point=self.age_ms_per_point, ev_points=self.ev_points)
+        return (key, -w.ev, w.seq, w.task.task_id, w.task.priority)
 
     def first(self, *, p50: float | None, p90: float | None, premium_only: bool) -> tuple[Rank, str] | None:
         """The first task in matching order that may use the free models (premium only or not)."""
@@ -153,7 +167,7 @@ class _Group:
         found = self._first_override(p90, allowed)
         if found is not None:
             return found
-        if self.age_ms_per_point > 0:
+        if self.scored:
             # No override waits here, so no normal entry has EV > P90: only the premium rule filters.
             # Without it the first aged entry is the answer; with it (only premium slots free), the
             # first entry of the list kept for the current P50.
@@ -201,6 +215,13 @@ class _Group:
         return None
 
 
+def order_key(w: WaitingTask, *, age_ms_per_point: float, ev_points: float) -> float:
+    """A non-override task's place in the scored order, smaller first: minus its score at time 0.
+    The score at any instant is -key + now / step, the same shift for every task."""
+    waited = w.since_ms / age_ms_per_point if age_ms_per_point > 0 else 0.0
+    return waited - (w.task.priority + ev_points * w.ev)
+
+
 def _premium_may(aged: AgedEntry, p50: float | None) -> bool:
     """The premium block's complement for a normal task: priority >= 90, or EV >= P50 (or no P50)."""
     return aged[4] >= PREMIUM_BLOCK_PRIORITY or p50 is None or -aged[1] >= p50
@@ -213,11 +234,17 @@ class WaitingIndex:
     elsewhere. Off, or without `tiers`, the order is override, priority, EV, arrival.
 
     `age_s_per_point` > 0 ages non-override tasks: each that many seconds of waiting counts as one
-    more priority point, so a long wait eventually beats a higher priority. Override tasks keep
-    their place ahead of all others."""
+    more priority point, so a long wait eventually beats a higher priority. `ev_points` > 0 adds
+    EV x ev_points to a non-override task's priority in the order, so a task worth more (for its
+    priority) goes earlier. Override tasks keep their place ahead of all others."""
 
     def __init__(
-        self, *, tiers: Mapping[str, int] | None = None, sole_tier_first: bool = False, age_s_per_point: float = 0.0
+        self,
+        *,
+        tiers: Mapping[str, int] | None = None,
+        sole_tier_first: bool = False,
+        age_s_per_point: float = 0.0,
+        ev_points: float = 0.0,
     ) -> None:
         self.tasks: dict[str, WaitingTask] = {}
         self._groups: dict[frozenset[str], _Group] = {}
@@ -225,6 +252,7 @@ class WaitingIndex:
         self._tiers = dict(tiers or {})
         self.sole_tier_first = sole_tier_first and bool(self._tiers)
         self._age_ms_per_point = max(0.0, age_s_per_point * 1000)
+        self._ev_points = max(0.0, ev_points)
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -249,7 +277,11 @@ class WaitingIndex:
         if group is None:
             sole = len({self._tiers.get(m, 0) for m in w.models}) == 1 and all(m in self._tiers for m in w.models)
             group = self._groups[w.models] = _Group(
-                models=w.models, min_tier=w.min_tier, sole_tier=sole, age_ms_per_point=self._age_ms_per_point
+                models=w.models,
+                min_tier=w.min_tier,
+                sole_tier=sole,
+                age_ms_per_point=self._age_ms_per_point,
+                ev_points=self._ev_points,
             )
         group.add(w)
 
@@ -274,7 +306,7 @@ class WaitingIndex:
             found = group.first(p50=p50, p90=p90, premium_only=usable <= premium_models)
             if found is None:
                 continue
-            if self._age_ms_per_point > 0 and not found[0].override:
+            if (self._age_ms_per_point > 0 or self._ev_points > 0) and not found[0].override:
                 found = (self._aged_rank(self.tasks[found[1]]), found[1])  # one scale for every group
             key = (self.sole_tier_first and group.sole_tier, found[0], found[1])
             if best is None or key[:2] > best[:2]:
@@ -282,4 +314,5 @@ class WaitingIndex:
         return None if best is None else self.tasks[best[2]]
 
     def _aged_rank(self, w: WaitingTask) -> Rank:
-        return Rank(False, w.task.priority - w.since_ms / self._age_ms_per_point, w.ev, -w.seq)
+        key = order_key(w, age_ms_per_point=self._age_ms_per_point, ev_points=self._ev_points)
+        return Rank(False, -key, w.ev, -w.seq)

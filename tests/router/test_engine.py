@@ -112,7 +112,9 @@ def test_freed_slot_goes_to_the_best_waiting_task_that_may_use_it(h: Harness) ->
     assert len(h.router.waiting) == 0
 
 
-def test_matching_order_override_then_priority_then_ev_then_arrival(h: Harness) -> None:
+def test_matching_order_override_then_priority_then_ev_then_arrival(catalog: Catalog) -> None:
+    # POLICY.md's base order, without the refinements (EV points, ageing) the defaults turn on
+    h = Harness(catalog, ev_priority_points=0.0, age_s_per_priority_point=0.0)
     # opus-only tasks with EV 1.0 keep P90 at 1.0, so only the quest priority overrides here
     h.batch(*[pending(f"opus-only-{i}", 50, {"coding": 10}, ev=1.0) for i in range(6)])
     h.batch(
@@ -127,6 +129,20 @@ def test_matching_order_override_then_priority_then_ev_then_arrival(h: Harness) 
     for i in range(5):
         got += assigned(h.batch(free(f"s{i}", "sonnet")))
     assert [tid for tid, _ in got] == ["quest", "p70", "p50-high-ev", "p50-first", "p50-second"]
+
+
+def test_ev_points_let_a_higher_ev_beat_a_slightly_higher_priority(catalog: Catalog) -> None:
+    h = Harness(catalog, ev_priority_points=50.0, age_s_per_priority_point=0.0)
+    # opus-only tasks with EV 2.0 keep P90 at 2.0: nothing below overrides
+    h.batch(*[pending(f"opus-only-{i}", 50, {"coding": 10}, ev=2.0) for i in range(6)])
+    # scores: p70 70 + 0.1 x 50 = 75; p50-high-ev 50 + 0.6 x 50 = 80; p50 50 + 0.5 x 50 = 75
+    h.batch(pending("p70", 70, ev=0.1), pending("p50-high-ev", 50, ev=0.6), pending("p50", 50, ev=0.5))
+    assert h.router.ev_window.p90 == 2.0
+    got = []
+    for i in range(3):
+        got += assigned(h.batch(free(f"s{i}", "sonnet")))
+    # p70 and p50 tie on score 75: the higher EV (p50's 0.5) goes first
+    assert [tid for tid, _ in got] == ["p50-high-ev", "p50", "p70"]
 
 
 def test_a_batch_fills_every_free_slot_in_matching_order(h: Harness) -> None:

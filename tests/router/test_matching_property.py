@@ -90,6 +90,7 @@ class Naive:
     window: int
     sole_tier_first: bool = False
     age_ms_per_point: float = 0.0
+    ev_points: float = 0.0
     slots: dict[str, _Slot] = field(default_factory=dict)
     waiting: dict[str, _Waiting] = field(default_factory=dict)
     assigned: set[str] = field(default_factory=set)
@@ -167,7 +168,8 @@ class Naive:
         """Repeatedly place the first task in matching order that a still-free slot may serve.
 
         The order is override, priority, EV, arrival; refined, when configured, by a task that only
-        one tier can serve going first, and by waiting time adding priority points."""
+        one tier can serve going first, by EV adding ev_points per unit to a non-override task's
+        priority, and by waiting time adding priority points."""
         p50, p90 = _percentile(self.evs, 0.5), _percentile(self.evs, 0.9)
 
         def override(w: _Waiting) -> bool:
@@ -178,8 +180,11 @@ class Naive:
             rateable = self.rateable(dict(w.task.requires))
             sole = len({self.catalog.models[m].tier for m in rateable}) == 1
             priority: float = w.task.priority
-            if self.age_ms_per_point > 0 and not override(w):
-                priority = w.task.priority - w.since / self.age_ms_per_point
+            if (self.age_ms_per_point > 0 or self.ev_points > 0) and not override(w):
+                # the score at time 0 (the same shift for every task at any later instant), computed
+                # with the same float operations as the index so that ties break the same way
+                waited = w.since / self.age_ms_per_point if self.age_ms_per_point > 0 else 0.0
+                priority = -(waited - (w.task.priority + self.ev_points * w.ev))
             return (self.sole_tier_first and sole, override(w), priority, w.ev, -w.seq)
 
         def best_slot(w: _Waiting) -> str | None:
@@ -222,7 +227,7 @@ SLOT_IDS = ["a1", "a2", "b1", "b2", "c1", "c2", "d1", "z9"]
 @st.composite
 def task_pending(draw: st.DrawFn) -> Event:
     task_id = draw(st.sampled_from(TASK_IDS))
-    priority = draw(st.sampled_from([0, 10, 50, 89, 90, 95, 100]))
+    priority = draw(st.sampled_from([0, 10, 45, 50, 89, 90, 95, 100]))  # 45 / 50: close enough for EV points to reorder
     requires = draw(st.sampled_from(REQUIRES))
     ev = draw(st.sampled_from([None, None, 0.0, 0.2, 0.5, 0.55, 0.9, 1.0, 2.5]))
     quest = draw(st.sampled_from([None, None, 10, 94, 95, 100]))
@@ -299,9 +304,10 @@ def _run_router(router: Router, n: int, events: list[Event], now: int) -> dict[s
     window=st.sampled_from([3, 7, 1000]),
     sole_tier_first=st.booleans(),
     age_s=st.sampled_from([0.0, 0.0, 30.0]),
+    ev_points=st.sampled_from([0.0, 0.0, 50.0, 100.0]),
 )
 def test_indexed_matching_round_equals_the_naive_reference(
-    batches: list[tuple[int, list[Event]]], window: int, sole_tier_first: bool, age_s: float
+    batches: list[tuple[int, list[Event]]], window: int, sole_tier_first: bool, age_s: float, ev_points: float
 ) -> None:
     config = RouterConfig(
         stale_after_s=STALE_MS / 1000,
@@ -309,9 +315,10 @@ def test_indexed_matching_round_equals_the_naive_reference(
         ev_window=window,
         sole_tier_first=sole_tier_first,
         age_s_per_priority_point=age_s,
+        ev_priority_points=ev_points,
     )
     router = Router(CATALOG, config=config)
-    naive = Naive(CATALOG, window, sole_tier_first=sole_tier_first, age_ms_per_point=age_s * 1000)
+    naive = Naive(CATALOG, window, sole_tier_first=sole_tier_first, age_ms_per_point=age_s * 1000, ev_points=ev_points)
     now = T0
     for n, (advance, events) in enumerate(batches, start=1):
         now += advance

@@ -115,7 +115,7 @@ def test_extreme_ev_values_make_p50_nan_and_announce_wait_assigns_without_bookin
 
 def test_extreme_ev_nan_p50_double_books_a_premium_slot() -> None:
     # ageing off (a supported config) takes the index's _first_normal path
-    h = Harness(load_catalog(), age_s_per_priority_point=0.0)
+    h = Harness(load_catalog(), age_s_per_priority_point=0.0, ev_priority_points=0.0)
     big = 1.7e308
     h.batch(*[pending(f"x{i}", 50, {"no-such-cap": 1}, ev=-big) for i in range(2)])
     # t1's own EV makes the window [-big, -big, big]: P50 = nan, P90 = inf
@@ -193,7 +193,7 @@ def test_arrival_order_lost_after_restart_when_held_task_requeues() -> None:
     """restore() sets next_seq from waiting tasks only; tasks held on slots keep higher seqs, so a
     task published after a restart can get the same seq as an older, held task. When the held task
     lapses back, the tie is broken by task id, not arrival."""
-    h = Harness(load_catalog(), age_s_per_priority_point=0.0)
+    h = Harness(load_catalog(), age_s_per_priority_point=0.0, ev_priority_points=0.0)
     h.batch(pending("keep", 50, {"coding": 10}))  # opus-only: stays waiting, seq 1
     h.batch(pending("zz-old", 50, ev=0.5))  # seq 2
     h.batch(free("h1", "haiku"))  # zz-old -> h1 (held with seq 2)
