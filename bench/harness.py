@@ -22,10 +22,13 @@ from typing import Any
 import orjson
 import redis
 
+from bench.compiled import ensure_compiled
 from sim.metrics import percentile
 
 ROUTER_BIN = os.path.join(os.path.dirname(sys.executable), "router")
 MODEL = "haiku"
+COMPILED = "router-compiled"
+ROUTERS = ("router", COMPILED)  # kinds that run `router worker`; the other is the ceiling harness
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,7 +53,9 @@ def _ms(entry_id: bytes | str) -> int:
 def _start(kind: str, redis_url: str, prefix: str, batch_size: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ, REDIS_URL=redis_url, ROUTER_PREFIX=prefix, ROUTER_BATCH_SIZE=str(batch_size))
     env["ROUTER_LOG_LEVEL"] = "warning"  # one log line per decision would time the logger, not the router
-    cmd = [ROUTER_BIN, "worker"] if kind == "router" else [sys.executable, "-m", "bench.ceiling"]
+    if kind == COMPILED:  # the same worker with router/ and streams/ from the mypyc build first on the path
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ensure_compiled()), env.get("PYTHONPATH", "")) if p)
+    cmd = [ROUTER_BIN, "worker"] if kind in ROUTERS else [sys.executable, "-m", "bench.ceiling"]
     # stderr goes to a file: an unread pipe fills up and would block the process being measured
     log = tempfile.NamedTemporaryFile(prefix=f"bench-{kind}-", suffix=".log", delete=False)  # noqa: SIM115
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -142,7 +147,7 @@ class Bench:
     def assignments(self) -> dict[str, int]:
         streams = (
             [f"{self.prefix}assign:{s}" for s in self.slots]
-            if self.kind == "router"
+            if self.kind in ROUTERS
             else [f"{self.prefix}assign:ceiling"]
         )
         found: dict[str, int] = {}

@@ -7,6 +7,7 @@ import gc
 import importlib
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,11 @@ log = structlog.get_logger("router.worker")
 
 DecisionHook = Callable[[Decision], None]
 GC_YOUNG_THRESHOLD = 50_000
+
+
+def routing_is_compiled() -> bool:
+    """True when router/ runs as mypyc-compiled extensions (setup.py, ROUTER_COMPILE=1)."""
+    return str(getattr(sys.modules[Router.__module__], "__file__", "")).endswith((".so", ".pyd"))
 
 
 class BatchAborted(Exception):
@@ -99,7 +105,8 @@ class RoutingWorker:
         # The ledger is long-lived and large (slots, waiting tasks, remembered assignments): collect
         # young garbage less often, so full collections do not stall a batch every few seconds.
         gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
-        log.info("worker starting", dry_run=self.dry_run, settings=self.settings.masked())
+        settings = self.settings.masked()
+        log.info("worker starting", dry_run=self.dry_run, compiled=routing_is_compiled(), settings=settings)
         attempt = 0
         while not self.stop.stopping:
             try:
