@@ -3,8 +3,10 @@
 ROUTER_COMPILE=1 also compiles router/ and streams/ to C extensions with mypyc (about 1.3-1.6x the
 routing throughput, docs/benchmarks.md). mypyc comes with mypy, which the build then needs:
 
-    pip install 'mypy>=1.10' setuptools wheel
-    ROUTER_COMPILE=1 pip install --no-build-isolation .
+    pip install '.[dev]' 'setuptools>=77' wheel
+    ROUTER_COMPILE=1 pip install --no-build-isolation --no-deps --force-reinstall .
+
+(mypyc type-checks the code against the installed dependencies, hence the first line.)
 """
 
 from __future__ import annotations
