@@ -57,17 +57,17 @@ class GroupReader:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def read(self, *, leader_key: str | None = None, fence: str | None = None) -> list[Entry]:
+    def read(self, *, leader_key: str | None = None, fence: str | None = None, block: bool = True) -> list[Entry]:
         """The next batch of new entries; with a fence, only while `leader_key` still holds it
-        (raises FencedOut otherwise), waiting up to block_ms when nothing is new."""
+        (raises FencedOut otherwise), waiting up to block_ms when nothing is new (unless not `block`)."""
         if fence is None or leader_key is None:
             reply: Any = self.r.xreadgroup(
-                self.group, self.consumer, {self.stream: ">"}, count=self.count, block=self.block_ms
+                self.group, self.consumer, {self.stream: ">"}, count=self.count, block=self.block_ms if block else None
             )
             return _entries(reply[0][1]) if reply else []
         found, last_id = self._fenced_read(leader_key, fence)
-        if found is not None:
-            return found
+        if found is not None or not block:
+            return found or []
         if self.r.xread({self.stream: last_id}, count=1, block=self.block_ms):
             found, _ = self._fenced_read(leader_key, fence)
         return found or []

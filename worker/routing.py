@@ -10,6 +10,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -40,6 +41,15 @@ GC_YOUNG_THRESHOLD = 50_000
 def routing_is_compiled() -> bool:
     """True when router/ runs as mypyc-compiled extensions (setup.py, ROUTER_COMPILE=1)."""
     return str(getattr(sys.modules[Router.__module__], "__file__", "")).endswith((".so", ".pyd"))
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A routed batch: its entries, what it decided, and the atomic step that writes it."""
+
+    entries: list[Entry]
+    effects: list[Effect]
+    step: AtomicStep
 
 
 class BatchAborted(Exception):
@@ -97,6 +107,8 @@ class RoutingWorker:
         self._ticked_at = 0.0
         self._batches = 0
         self._rand = random.Random()
+        self._in_flight: _Batch | None = None  # sent, its reply not yet collected
+        self._prefetched: list[Entry] | None = None  # the next batch, claimed while a step is in flight
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -110,7 +122,7 @@ class RoutingWorker:
         attempt = 0
         while not self.stop.stopping:
             try:
-                self.step()
+                self.step(overlap=True)
                 attempt = 0
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 attempt += 1
@@ -129,22 +141,54 @@ class RoutingWorker:
         self._shutdown()
         return 0
 
-    def step(self) -> None:
-        """One turn: make sure we lead with a fresh ledger, then read and route one batch."""
+    def step(self, *, overlap: bool = False) -> None:
+        """One turn: make sure we lead with a fresh ledger, then read, route and write one batch.
+
+        With `overlap` (the run loop), a full batch's atomic step is sent but collected only in the
+        next turn, after that turn's batch has been routed: Redis runs one batch's writes while the
+        worker routes the next. The next batch is claimed before the step is sent, so that read never
+        waits behind the writes. A step found refused or failed one turn later takes with it what
+        was routed on top of it: the ledger is rebuilt from the snapshot and the entries, still
+        unacknowledged, are reclaimed. Without a full batch (caught up), each step is collected at
+        once, so nothing waits for the next event to be confirmed."""
         if not self._ensure_leader():
             self.stop.wait(self.settings.lease_ttl_ms / 3000)
             return
+        entries, self._prefetched = self._prefetched, None
+        if entries is None:
+            entries = self._read(block=True)
+            if entries is None:
+                return
+        if not entries and time.monotonic() - self._ticked_at < 1.0:
+            return
+        # an idle turn still runs once a second: assignments can lapse with no event at all
+        self._ticked_at = time.monotonic()
+        batch = self._route(entries)  # meanwhile Redis runs the step in flight, if any
+        if batch is None or not self._finish_in_flight():
+            self._lose_state()
+            return
+        following: list[Entry] = []
+        if overlap and len(entries) >= self.settings.batch_size:
+            claimed = self._read(block=False)
+            if claimed is None:
+                return
+            following = claimed
+        if not self._send(batch):
+            return
+        if following:
+            self._prefetched = following  # the step stays in flight until the next turn
+        elif not self._finish_in_flight():
+            self._lose_state()
+
+    def _read(self, *, block: bool) -> list[Entry] | None:
+        """New entries, or None when the read was refused (no longer the leader; state is lost)."""
         try:
-            entries = self.reader.read(leader_key=self.state.leader, fence=self.lease.value)
+            return self.reader.read(leader_key=self.state.leader, fence=self.lease.value, block=block)
         except FencedOut as exc:
             log.warning("read refused: no longer the leader", error=str(exc))
             self.lease.value = None
             self._lose_state()
-            return
-        if entries or time.monotonic() - self._ticked_at >= 1.0:
-            # an idle turn still runs once a second: assignments can lapse with no event at all
-            self._ticked_at = time.monotonic()
-            self.process(entries)
+            return None
 
     def _ensure_leader(self) -> bool:
         now = time.monotonic()
@@ -173,6 +217,14 @@ class RoutingWorker:
             self.process(entries)
 
     def process(self, entries: list[Entry]) -> None:
+        """Route and write one batch, waiting for the write."""
+        batch = self._route(entries)
+        if batch is None or not self._finish_in_flight() or not self._send(batch) or not self._finish_in_flight():
+            self._lose_state()
+
+    def _route(self, entries: list[Entry]) -> _Batch | None:
+        """Apply a batch's events, run the matching round and lay out its atomic step; None when
+        the batch failed (the failure is recorded for its entries' retries)."""
         router = self.router
         assert router is not None
         now_ms = int(self.clock() * 1000)
@@ -190,32 +242,54 @@ class RoutingWorker:
                 effects += router.expire_assignments(now_ms=now_ms)
             effects += router.match(now_ms=now_ms)
         except BatchAborted:
-            self._lose_state()
-            return
+            return None
         except Exception as exc:  # a bug in the round: blame the batch, retry it a bounded number of times
             log.exception("routing round failed; batch will be retried", batch=len(entries))
             for entry in entries:
                 self._failures[entry.entry_id] = f"{type(exc).__name__}: {exc}"
-            self._lose_state()
-            return
+            return None
         add_effects(step, self.keys, effects, caps=self.caps, dry_run=self.dry_run)
         add_ledger_changes(step, self.state, router.drain_changes(), ev_window=self.settings.ev_window)
         for entry in entries:  # acknowledged last: should a write fail, the inputs stay pending
             step.xack(self.keys.events, self.group, entry.entry_id)
+        return _Batch(entries=entries, effects=effects, step=step)
+
+    def _send(self, batch: _Batch) -> bool:
+        """Hand the batch's step to Redis; False (state lost) if refused at once."""
         try:
-            self.committer.commit(step, fence=self.lease.value)
+            self.committer.send(batch.step, fence=self.lease.value)
         except FencedOut as exc:
-            log.warning("write refused: no longer the leader", error=str(exc))
-            self.lease.value = None
-            self._lose_state()
-            return
+            self._fenced_write(exc)
+            return False
         except Exception:
             self._lose_state()  # unknown whether it landed: the snapshot will tell
             raise
-        for entry in entries:
+        self._in_flight = batch
+        return True
+
+    def _finish_in_flight(self) -> bool:
+        """Collect the step in flight (if any) and account for its batch; False if it was refused."""
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return True
+        try:
+            self.committer.settle()
+        except FencedOut as exc:
+            self._fenced_write(exc)
+            return False
+        except Exception:
+            self._lose_state()  # unknown whether it landed: the snapshot will tell
+            raise
+        for entry in batch.entries:
             self._failures.pop(entry.entry_id, None)
-        self.processed += len(entries)
-        self._report(effects)
+        self.processed += len(batch.entries)
+        self._report(batch.effects)
+        return True
+
+    def _fenced_write(self, exc: FencedOut) -> None:
+        log.warning("write refused: no longer the leader", error=str(exc))
+        self.lease.value = None
+        self._lose_state()
 
     def _apply_all(self, router: Router, entries: list[Entry], step: AtomicStep, now_ms: int) -> list[Effect]:
         effects: list[Effect] = []
@@ -303,10 +377,17 @@ class RoutingWorker:
         return router
 
     def _lose_state(self) -> None:
-        """Forget the in-memory ledger; the next turn rebuilds it from the committed snapshot."""
+        """Forget the in-memory ledger; the next turn rebuilds it from the committed snapshot, after
+        the step in flight (if any) has run or been refused, so the snapshot read includes it."""
         self.router = None
+        self._prefetched = None  # claimed but unacknowledged: reclaimed with the rest of the pending
+        if self._in_flight is not None:
+            with contextlib.suppress(Exception):
+                self._finish_in_flight()
 
     def _shutdown(self) -> None:
+        with contextlib.suppress(Exception):
+            self._finish_in_flight()
         with contextlib.suppress(redis.RedisError):
             self.lease.release()
         log.info("worker stopped", processed=self.processed, decisions=self.decisions)

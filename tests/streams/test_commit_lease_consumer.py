@@ -125,6 +125,30 @@ def test_commit_acknowledges_inputs(fr: fakeredis.FakeRedis) -> None:
     assert [p["message_id"].decode() for p in pending] == [ids[1]]
 
 
+def test_send_then_settle_writes_and_a_second_send_must_wait(fr: fakeredis.FakeRedis) -> None:
+    committer = Committer(fr)
+    committer.send(_full_step(), fence=None)
+    assert committer.in_flight
+    with pytest.raises(RuntimeError, match="in flight"):
+        committer.send(_full_step(), fence=None)
+    committer.settle()
+    assert not committer.in_flight
+    _check_full_step(fr)
+    committer.settle()  # nothing in flight: nothing to do
+
+
+def test_a_refused_step_is_reported_when_settled(fr: fakeredis.FakeRedis) -> None:
+    fr.set("L", "8:other")
+    committer = Committer(fr)
+    committer.send(_full_step(), fence="7:me")  # not refused yet: the reply has not been read
+    with pytest.raises(FencedOut, match="8:other"):
+        committer.settle()
+    assert fr.exists("out", "h", "ev", "capped") == 0
+    fr.set("L", "9:me")
+    committer.commit(_full_step(), fence="9:me")  # the connection is still in step
+    _check_full_step(fr)
+
+
 def test_an_unknown_opcode_is_an_error_not_a_fence(fr: fakeredis.FakeRedis) -> None:
     with pytest.raises(redis.ResponseError, match="BADOP Z") as info:
         Committer(fr).run(["L"], ["Z", 1, 0], fence=None)
