@@ -256,14 +256,8 @@ class RoutingWorker:
 
     def _send(self, batch: _Batch) -> bool:
         """Hand the batch's step to Redis; False (state lost) if refused at once."""
-        try:
-            self.committer.send(batch.step, fence=self.lease.value)
-        except FencedOut as exc:
-            self._fenced_write(exc)
+        if not self._write(lambda: self.committer.send(batch.step, fence=self.lease.value)):
             return False
-        except Exception:
-            self._lose_state()  # unknown whether it landed: the snapshot will tell
-            raise
         self._in_flight = batch
         return True
 
@@ -272,24 +266,27 @@ class RoutingWorker:
         batch, self._in_flight = self._in_flight, None
         if batch is None:
             return True
-        try:
-            self.committer.settle()
-        except FencedOut as exc:
-            self._fenced_write(exc)
+        if not self._write(self.committer.settle):
             return False
-        except Exception:
-            self._lose_state()  # unknown whether it landed: the snapshot will tell
-            raise
         for entry in batch.entries:
             self._failures.pop(entry.entry_id, None)
         self.processed += len(batch.entries)
         self._report(batch.effects)
         return True
 
-    def _fenced_write(self, exc: FencedOut) -> None:
-        log.warning("write refused: no longer the leader", error=str(exc))
-        self.lease.value = None
-        self._lose_state()
+    def _write(self, action: Callable[[], None]) -> bool:
+        """Send or settle a step; False (state lost) when Redis refused it: no longer the leader."""
+        try:
+            action()
+        except FencedOut as exc:
+            log.warning("write refused: no longer the leader", error=str(exc))
+            self.lease.value = None
+            self._lose_state()
+            return False
+        except Exception:
+            self._lose_state()  # unknown whether it landed: the snapshot will tell
+            raise
+        return True
 
     def _apply_all(self, router: Router, entries: list[Entry], step: AtomicStep, now_ms: int) -> list[Effect]:
         effects: list[Effect] = []
