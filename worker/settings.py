@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from router.engine import RouterConfig
 from router.errors import ConfigError
 from streams.connection import cluster_prefix_problem, mask_url
 
 DEFAULT_SQLITE_URL = "sqlite:///model-router.sqlite3"
+
+
+_ORDER_DEFAULTS = RouterConfig()
+
+
+def boolean(raw: str) -> bool:
+    """An environment flag: 1/true/yes/on or 0/false/no/off, any case."""
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(raw)
 
 
 def _default_consumer() -> str:
@@ -41,6 +55,10 @@ class Settings:
     decisions_keep: int = 100_000
     retention_days: float = 30.0
     log_level: str = "info"
+    # the matching order's refinements (RouterConfig; docs/policy.md), defaults from there
+    sole_tier_first: bool = _ORDER_DEFAULTS.sole_tier_first
+    ev_priority_points: float = _ORDER_DEFAULTS.ev_priority_points
+    age_s_per_priority_point: float = _ORDER_DEFAULTS.age_s_per_priority_point
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
@@ -60,7 +78,7 @@ class Settings:
 
 
 # environment variable -> (field, parser)
-_ENV: dict[str, tuple[str, type]] = {
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "REDIS_URL": ("redis_url", str),
     "DATABASE_URL": ("database_url", str),
     "ROUTER_PREFIX": ("prefix", str),
@@ -82,6 +100,9 @@ _ENV: dict[str, tuple[str, type]] = {
     "ROUTER_DECISIONS_KEEP": ("decisions_keep", int),
     "ROUTER_RETENTION_DAYS": ("retention_days", float),
     "ROUTER_LOG_LEVEL": ("log_level", str),
+    "ROUTER_SOLE_TIER_FIRST": ("sole_tier_first", boolean),
+    "ROUTER_EV_PRIORITY_POINTS": ("ev_priority_points", float),
+    "ROUTER_AGE_S_PER_PRIORITY_POINT": ("age_s_per_priority_point", float),
 }
 
 ENVIRONMENT_VARIABLES = tuple(_ENV)
@@ -116,6 +137,10 @@ def _check(s: Settings) -> None:
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(s, name)}")
+    for name in ("ev_priority_points", "age_s_per_priority_point"):
+        value = getattr(s, name)
+        if not 0 <= value < float("inf"):
+            raise ConfigError(f"{name} must be 0 (off) or a positive number, got {value}")
     if s.stale_after_s <= 0:
         raise ConfigError(f"stale_after_s must be positive, got {s.stale_after_s}")
     if not s.prefix:

@@ -19,6 +19,23 @@ def test_environment_values_are_parsed() -> None:
     assert (s.prefix, s.batch_size, s.stale_after_s) == ("router:{pool-a}:", 64, 2.5)
 
 
+def test_matching_order_settings_default_to_the_router_and_parse() -> None:
+    from router.engine import RouterConfig
+
+    default = load_settings({})
+    config = RouterConfig()
+    assert (default.sole_tier_first, default.ev_priority_points, default.age_s_per_priority_point) == (
+        config.sole_tier_first,
+        config.ev_priority_points,
+        config.age_s_per_priority_point,
+    )
+    s = load_settings(
+        {"ROUTER_SOLE_TIER_FIRST": "off", "ROUTER_EV_PRIORITY_POINTS": "0", "ROUTER_AGE_S_PER_PRIORITY_POINT": "120"}
+    )
+    assert (s.sole_tier_first, s.ev_priority_points, s.age_s_per_priority_point) == (False, 0.0, 120.0)
+    assert load_settings({"ROUTER_SOLE_TIER_FIRST": "Yes"}).sole_tier_first is True
+
+
 def test_overrides_win_over_environment() -> None:
     assert load_settings({"ROUTER_BATCH_SIZE": "64"}, batch_size=8).batch_size == 8
 
@@ -29,6 +46,9 @@ def test_overrides_win_over_environment() -> None:
         ({"ROUTER_BATCH_SIZE": "many"}, "ROUTER_BATCH_SIZE='many' is not a valid int"),
         ({"ROUTER_BLOCK_MS": "0"}, "block_ms must be positive"),
         ({"ROUTER_STALE_AFTER_S": "-1"}, "stale_after_s must be positive"),
+        ({"ROUTER_SOLE_TIER_FIRST": "maybe"}, "ROUTER_SOLE_TIER_FIRST='maybe' is not a valid boolean"),
+        ({"ROUTER_EV_PRIORITY_POINTS": "-5"}, "ev_priority_points must be 0 \\(off\\) or a positive number"),
+        ({"ROUTER_AGE_S_PER_PRIORITY_POINT": "inf"}, "age_s_per_priority_point must be 0"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(env: dict[str, str], message: str) -> None:
