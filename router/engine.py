@@ -107,9 +107,11 @@ class Router:
         self._batch_seq = 0
         self._touched: dict[str, str] = {}  # task or slot id -> id of the event that touched it this batch
         self._new_waiting: list[str] = []
-        self._restored_unroutable: list[WaitingTask] = []
+        # restored tasks no model of the current catalogue can serve: decided at the next round
+        self._restored_unroutable: dict[str, WaitingTask] = {}
         # waiting tasks changed since the last drain (None: no longer waiting), and those of them
-        # first filed since then: dropping one of those needs no delete, it was never written
+        # first filed since then that the snapshot does not hold: dropping one of those in the
+        # same batch needs no delete, it was never written
         self._pending_waiting: dict[str, WaitingTask | None] = {}
         self._unsaved_waiting: set[str] = set()
 
@@ -167,6 +169,8 @@ class Router:
     def _task_pending(self, task: Task, *, event_id: str, now_ms: int) -> list[Effect]:
         if task.task_id in self.assigned:
             return []  # an idempotent retry of a task that already has its slot
+        if self._restored_unroutable.pop(task.task_id, None) is not None:
+            self._pending_waiting[task.task_id] = None  # this version replaces the one restored
         known = self.waiting.tasks.get(task.task_id)
         ev = self.resolver.resolve(task, now_s=now_ms / 1000)
         if known is None:
@@ -193,10 +197,14 @@ class Router:
         self._pending_waiting[task.task_id] = waiting
         if known is None:
             self._new_waiting.append(task.task_id)
-            self._unsaved_waiting.add(task.task_id)
+            if task.task_id not in self._pending_waiting:  # else the snapshot holds it: a delete is queued
+                self._unsaved_waiting.add(task.task_id)
         return []
 
     def _task_cancelled(self, task_id: str, *, event_id: str, now_ms: int) -> list[Effect]:
+        if self._restored_unroutable.pop(task_id, None) is not None:
+            self._pending_waiting[task_id] = None
+            return [Cancelled(task_id=task_id, event_id=event_id, at_ms=now_ms)]
         if self._drop_waiting(task_id) is None:
             self._mark_held_cancelled(task_id)
             return []  # assigned or unknown: nothing to drop now
@@ -314,12 +322,12 @@ class Router:
 
     def _decide_restored_unroutable(self, now_ms: int) -> list[Decision]:
         decisions = []
-        for waiting in self._restored_unroutable:
+        for waiting in self._restored_unroutable.values():
             self._pending_waiting[waiting.task.task_id] = None
             assessment = self._assess(waiting.task, waiting.ev)
             routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
             decisions.append(self._decision(assessment, routed, event_id=None, now_ms=now_ms))
-        self._restored_unroutable = []
+        self._restored_unroutable = {}
         return decisions
 
     def _assign_round(self, now_ms: int) -> list[Decision]:
@@ -480,7 +488,7 @@ class Router:
         have changed across the restart); one no model can serve any more is decided at next match."""
         rateable = self.catalog.rateable(waiting.task.requires)
         if not rateable:
-            self._restored_unroutable.append(waiting)
+            self._restored_unroutable[waiting.task.task_id] = waiting
             return
         waiting.models = frozenset(m.model_id for m in rateable)
         waiting.min_tier = rateable[0].tier

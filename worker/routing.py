@@ -168,7 +168,7 @@ class RoutingWorker:
             self._lose_state()
             return
         following: list[Entry] = []
-        if overlap and len(entries) >= self.settings.batch_size:
+        if overlap and len(entries) >= self.settings.batch_size and not self.stop.stopping:
             claimed = self._read(block=False)
             if claimed is None:
                 return
@@ -386,8 +386,12 @@ class RoutingWorker:
                 self._finish_in_flight()
 
     def _shutdown(self) -> None:
+        """Finish what is under way: the step in flight, then the batch already claimed (left
+        pending, it would wait for a successor and count one more delivery against it)."""
         with contextlib.suppress(Exception):
-            self._finish_in_flight()
+            if self._finish_in_flight() and self.router is not None and self._prefetched:
+                claimed, self._prefetched = self._prefetched, None
+                self.process(claimed)
         with contextlib.suppress(redis.RedisError):
             self.lease.release()
         log.info("worker stopped", processed=self.processed, decisions=self.decisions)

@@ -81,3 +81,25 @@ def test_a_step_refused_in_flight_drops_the_batch_routed_on_it(r: redis.Redis, r
         w.step(overlap=True)
     assert _assigned(r, keys) == ["t00", "t01", "t02", "t03"]
     assert _pending(r, keys) == 0
+
+
+def test_a_graceful_stop_finishes_the_batch_already_claimed(r: redis.Redis, redis_url: str, prefix: str) -> None:
+    keys = Keys(prefix)
+    for i in range(6):  # 12 entries: three full batches
+        Slot(r, slot_id=f"s{i:02d}", model="haiku", keys=keys).free()
+        Dispatcher(r, keys).publish_task(f"t{i:02d}", priority=50, requires={})
+    settings = Settings(
+        redis_url=redis_url, prefix=prefix, consumer="w1", lease_ttl_ms=30_000, block_ms=50, batch_size=BATCH
+    )
+    w = RoutingWorker(settings, redis.Redis.from_url(redis_url, socket_timeout=10), stop=StopFlag())
+    step = w.step
+
+    def one_turn_then_sigterm(**kw: object) -> None:
+        step(**kw)  # type: ignore[arg-type]
+        w.stop.stop()  # SIGTERM arrives during this turn
+
+    w.step = one_turn_then_sigterm  # type: ignore[method-assign]
+    assert w.run() == 0
+    assert w.processed >= BATCH  # the batch whose step was in flight was finished
+    pending = int(r.xpending(keys.events, "router")["pending"])
+    assert pending == 0, f"{pending} entries claimed by the stopping worker were left unrouted and unacknowledged"
