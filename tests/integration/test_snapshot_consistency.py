@@ -73,29 +73,34 @@ def test_a_new_leader_does_not_assign_such_a_task_again(r: redis.Redis, redis_ur
     assert got == {"s1": ["T"], "s2": []}, f"T assigned twice: {got}"
 
 
-def test_a_restored_unroutable_task_republished_and_assigned_leaves_the_snapshot(
+def _waiting_under_a_catalogue_that_cannot_serve_it(
     r: redis.Redis, redis_url: str, prefix: str, tmp_path: Path
-) -> None:
+) -> Path:
+    """T (coding 10) waits, its leader stops; returns a catalogue where no model reaches coding 10."""
     keys = Keys(prefix)
-    state = keys.state(dry_run=False)
     first = _worker(redis_url, prefix, "w1")
     Dispatcher(r, keys).publish_task("T", priority=50, requires={"coding": 10})
     first.step()
-    assert r.hexists(state.waiting, "T")
+    assert r.hexists(keys.state(dry_run=False).waiting, "T")
     first.lease.release()
-
     text = resources.files("router").joinpath("data/catalog.toml").read_text()
     assert OPUS_CAPS in text
     edited = tmp_path / "catalog.toml"
     edited.write_text(text.replace(OPUS_CAPS, OPUS_CAPS.replace("coding = 10", "coding = 9")))
+    return edited
 
+
+def test_a_restored_unroutable_task_republished_and_assigned_leaves_the_snapshot(
+    r: redis.Redis, redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    keys = Keys(prefix)
+    edited = _waiting_under_a_catalogue_that_cannot_serve_it(r, redis_url, prefix, tmp_path)
     # first batch after the restart: T re-published with requirements the new catalogue serves, and a slot
     Dispatcher(r, keys).publish_task("T", priority=50, requires={})
     Slot(r, slot_id="s1", model="haiku", keys=keys).free()
-    second = _worker(redis_url, prefix, "w2", catalog_path=str(edited))
-    second.step()
+    _worker(redis_url, prefix, "w2", catalog_path=str(edited)).step()
     assert [orjson.loads(f[b"data"])["task_id"] for _, f in r.xrange(keys.assign("s1"))] == ["T"]
-    assert not r.hexists(state.waiting, "T"), "T is assigned but still in the waiting snapshot"
+    assert not r.hexists(keys.state(dry_run=False).waiting, "T"), "T is assigned but still in the waiting snapshot"
     assert _statuses(r, keys, "T") == ["await_slot", "assigned"]  # the replaced version is not decided
 
 
@@ -103,17 +108,8 @@ def test_a_restored_unroutable_task_cancelled_is_dropped_not_decided(
     r: redis.Redis, redis_url: str, prefix: str, tmp_path: Path
 ) -> None:
     keys = Keys(prefix)
-    state = keys.state(dry_run=False)
-    first = _worker(redis_url, prefix, "w1")
-    Dispatcher(r, keys).publish_task("T", priority=50, requires={"coding": 10})
-    first.step()
-    first.lease.release()
-    text = resources.files("router").joinpath("data/catalog.toml").read_text()
-    edited = tmp_path / "catalog.toml"
-    edited.write_text(text.replace(OPUS_CAPS, OPUS_CAPS.replace("coding = 10", "coding = 9")))
-
+    edited = _waiting_under_a_catalogue_that_cannot_serve_it(r, redis_url, prefix, tmp_path)
     Dispatcher(r, keys).cancel("T")
-    second = _worker(redis_url, prefix, "w2", catalog_path=str(edited))
-    second.step()
-    assert not r.hexists(state.waiting, "T")
+    _worker(redis_url, prefix, "w2", catalog_path=str(edited)).step()
+    assert not r.hexists(keys.state(dry_run=False).waiting, "T")
     assert _statuses(r, keys, "T") == ["await_slot", "cancelled"]
