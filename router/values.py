@@ -1,4 +1,4 @@
-"""Plain values that cross the router's boundary: tasks, input events, decisions.
+"""Plain values that cross the router's boundary: tasks, input events, decisions and effects.
 
 Nothing changes a value once it is built. The ones built for every event or decision (tasks,
 slot.free, decisions and their alternatives) are plain slotted dataclasses rather than frozen ones
@@ -241,3 +241,27 @@ def task_from_json(doc: Mapping[str, Any]) -> Task:
         submitted_at_ms=doc.get("submitted_at_ms"),
         fields=dict(doc.get("fields") or {}),
     )
+
+
+# Effects: what a batch produces besides its decisions (the wire form is in streams/outputs.py).
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cancelled:
+    task_id: str
+    event_id: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageReported:
+    usage: Usage
+    slot_id: str
+    model: str
+    account: str
+    decision_id: str | None
+    event_id: str
+    at_ms: int
+
+
+Effect = Decision | Cancelled | UsageReported
