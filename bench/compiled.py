@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "compiled"
@@ -71,10 +70,6 @@ def _check_loads_compiled(out: Path) -> None:
     )
     if subprocess.run([sys.executable, "-c", probe], cwd=out, check=False).returncode != 0:
         raise RuntimeError(f"{out} was built but its modules do not load as compiled extensions")
-
-
-def is_compiled(module: ModuleType) -> bool:
-    return str(getattr(module, "__file__", "")).endswith((".so", ".pyd"))
 
 
 def main() -> int:

@@ -61,11 +61,8 @@ class Catalog:
     prices_as_of: str = ""
     source: str = "<memory>"
 
-    # requires -> rateable models: a fleet's tasks share few distinct requirement sets
-    _rateable_cache: dict[frozenset[tuple[str, int]], tuple[Model, ...]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
-    _rateable_ids_cache: dict[frozenset[tuple[str, int]], frozenset[str]] = field(
+    # requires -> (rateable models, their ids): a fleet's tasks share few distinct requirement sets
+    _rateable_cache: dict[frozenset[tuple[str, int]], tuple[tuple[Model, ...], frozenset[str]]] = field(
         default_factory=dict, repr=False, compare=False
     )
 
@@ -79,23 +76,21 @@ class Catalog:
 
     def rateable(self, requires: Mapping[str, int]) -> tuple[Model, ...]:
         """Models that meet every requirement (step 1 of POLICY.md), cheapest tier first."""
+        return self._rateable(requires)[0]
+
+    def rateable_ids(self, requires: Mapping[str, int]) -> frozenset[str]:
+        """The ids of `rateable(requires)`: one set shared by every task with these requirements."""
+        return self._rateable(requires)[1]
+
+    def _rateable(self, requires: Mapping[str, int]) -> tuple[tuple[Model, ...], frozenset[str]]:
         key = frozenset(requires.items())
         cached = self._rateable_cache.get(key)
         if cached is None:
             found = (m for m in self.models.values() if m.meets(requires))
-            cached = tuple(sorted(found, key=lambda m: (m.tier, m.model_id)))
+            models = tuple(sorted(found, key=lambda m: (m.tier, m.model_id)))
+            cached = (models, frozenset(m.model_id for m in models))
             if len(self._rateable_cache) < 4096:  # bounded: requirement sets come from outside
                 self._rateable_cache[key] = cached
-        return cached
-
-    def rateable_ids(self, requires: Mapping[str, int]) -> frozenset[str]:
-        """The ids of `rateable(requires)`, cached with it (assessed once or more per task)."""
-        key = frozenset(requires.items())
-        cached = self._rateable_ids_cache.get(key)
-        if cached is None:
-            cached = frozenset(m.model_id for m in self.rateable(requires))
-            if len(self._rateable_ids_cache) < 4096:
-                self._rateable_ids_cache[key] = cached
         return cached
 
     def unreachable(self, requires: Mapping[str, int]) -> dict[str, int]:

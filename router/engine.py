@@ -442,7 +442,7 @@ class Router:
         if not rateable:
             self._restored_unroutable[waiting.task.task_id] = waiting
             return
-        waiting.models = frozenset(m.model_id for m in rateable)
+        waiting.models = self.catalog.rateable_ids(waiting.task.requires)
         waiting.min_tier = rateable[0].tier
         self.waiting.add(waiting)
 

@@ -25,6 +25,9 @@ def as_text(value: Any) -> str:
 def entry_data(fields: dict[Any, Any]) -> bytes | None:
     """The `data` field of a stream entry as read by redis-py (bytes keys), or None if absent."""
     value = fields.get(FIELD.encode(), fields.get(FIELD))
-    if value is None:
-        return None
+    return None if value is None else as_bytes(value)
+
+
+def as_bytes(value: Any) -> bytes:
+    """A reply value as bytes (text when the client decodes replies)."""
     return value if isinstance(value, bytes) else str(value).encode()

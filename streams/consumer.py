@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from streams.codec import as_text, entry_data
+from streams.codec import as_bytes, as_text, entry_data
 from streams.commit import FencedOut
 
 # Claim new entries only while holding the lease: a deposed leader that wakes inside its loop can
@@ -116,6 +116,6 @@ def _entries(raw: Any) -> list[Entry]:
 def _pairs(flat: Any) -> bytes | None:
     """The `data` field from a script's flat [field, value, ...] reply."""
     if flat and len(flat) == 2 and flat[0] == b"data":  # what every well-formed entry looks like
-        return flat[1] if isinstance(flat[1], bytes) else str(flat[1]).encode()
+        return as_bytes(flat[1])
     items = list(flat or [])
     return entry_data(dict(zip(items[::2], items[1::2], strict=False)))

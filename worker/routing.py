@@ -164,21 +164,19 @@ class RoutingWorker:
         # an idle turn still runs once a second: assignments can lapse with no event at all
         self._ticked_at = time.monotonic()
         batch = self._route(entries)  # meanwhile Redis runs the step in flight, if any
-        if batch is None or not self._finish_in_flight():
+        if batch is None:
             self._lose_state()
             return
-        following: list[Entry] = []
-        if overlap and len(entries) >= self.settings.batch_size and not self.stop.stopping:
-            claimed = self._read(block=False)
-            if claimed is None:
-                return
-            following = claimed
-        if not self._send(batch):
+        if not self._finish_in_flight():  # refused: what was routed on top of it went with it
+            return
+        backlog = overlap and len(entries) >= self.settings.batch_size and not self.stop.stopping
+        following = self._read(block=False) if backlog else []
+        if following is None or not self._send(batch):
             return
         if following:
             self._prefetched = following  # the step stays in flight until the next turn
-        elif not self._finish_in_flight():
-            self._lose_state()
+        else:
+            self._finish_in_flight()
 
     def _read(self, *, block: bool) -> list[Entry] | None:
         """New entries, or None when the read was refused (no longer the leader; state is lost)."""
@@ -219,8 +217,10 @@ class RoutingWorker:
     def process(self, entries: list[Entry]) -> None:
         """Route and write one batch, waiting for the write."""
         batch = self._route(entries)
-        if batch is None or not self._finish_in_flight() or not self._send(batch) or not self._finish_in_flight():
+        if batch is None:
             self._lose_state()
+        elif self._finish_in_flight() and self._send(batch):
+            self._finish_in_flight()
 
     def _route(self, entries: list[Entry]) -> _Batch | None:
         """Apply a batch's events, run the matching round and lay out its atomic step; None when
