@@ -103,6 +103,12 @@ class RoutingWorker:
         self.processed = 0
         self.decisions = 0
         self._failures: dict[str, str] = {}  # entry id -> last unexpected error, for its dead letter
+        # Entries claimed and not yet acknowledged, and for each entry the deliveries that ended in
+        # Redis refusing or dropping this worker's own calls (out of memory, a wrong-typed key, a
+        # lost connection): those say nothing against the entry, so they do not count towards
+        # max_deliveries (a long Redis outage would otherwise dead-letter valid events).
+        self._claimed: dict[str, None] = {}
+        self._excused: dict[str, int] = {}
         self._renewed_at = 0.0
         self._ticked_at = 0.0
         self._batches = 0
@@ -128,15 +134,15 @@ class RoutingWorker:
                 attempt += 1
                 delay = compute_backoff(attempt, rand=self._rand)
                 log.warning("redis unavailable, backing off", error=str(exc), attempt=attempt, delay_s=round(delay, 2))
-                self._lose_state()
+                self._lose_state(excused=True)
                 self.stop.wait(delay)
-            except Exception:  # never die: start over from the snapshot after a pause
+            except Exception as exc:  # never die: start over from the snapshot after a pause
                 attempt += 1
                 delay = compute_backoff(attempt, rand=self._rand)
                 log.exception(
                     "unexpected error; rebuilding from the snapshot", attempt=attempt, delay_s=round(delay, 2)
                 )
-                self._lose_state()
+                self._lose_state(excused=isinstance(exc, redis.RedisError))
                 self.stop.wait(delay)
         self._shutdown()
         return 0
@@ -181,12 +187,12 @@ class RoutingWorker:
     def _read(self, *, block: bool) -> list[Entry] | None:
         """New entries, or None when the read was refused (no longer the leader; state is lost)."""
         try:
-            return self.reader.read(leader_key=self.state.leader, fence=self.lease.value, block=block)
+            entries = self.reader.read(leader_key=self.state.leader, fence=self.lease.value, block=block)
         except FencedOut as exc:
-            log.warning("read refused: no longer the leader", error=str(exc))
-            self.lease.value = None
-            self._lose_state()
+            self._deposed("read", exc)
             return None
+        self._claimed.update(dict.fromkeys(entry.entry_id for entry in entries))
+        return entries
 
     def _ensure_leader(self) -> bool:
         now = time.monotonic()
@@ -212,6 +218,7 @@ class RoutingWorker:
         for entries in self.reader.reclaim():
             if self.router is None:
                 return
+            self._claimed.update(dict.fromkeys(entry.entry_id for entry in entries))
             self.process(entries)
 
     def process(self, entries: list[Entry]) -> None:
@@ -270,6 +277,8 @@ class RoutingWorker:
             return False
         for entry in batch.entries:
             self._failures.pop(entry.entry_id, None)
+            self._excused.pop(entry.entry_id, None)
+            self._claimed.pop(entry.entry_id, None)
         self.processed += len(batch.entries)
         self._report(batch.effects)
         return True
@@ -279,12 +288,11 @@ class RoutingWorker:
         try:
             action()
         except FencedOut as exc:
-            log.warning("write refused: no longer the leader", error=str(exc))
-            self.lease.value = None
-            self._lose_state()
+            self._deposed("write", exc)
             return False
-        except Exception:
-            self._lose_state()  # unknown whether it landed: the snapshot will tell
+        except Exception as exc:
+            # unknown whether it landed: the snapshot will tell
+            self._lose_state(excused=isinstance(exc, redis.RedisError))
             raise
         return True
 
@@ -311,13 +319,14 @@ class RoutingWorker:
     def _rejection(self, entry: Entry) -> str | None:
         if entry.data is None:
             return "entry has no 'data' field"
-        if entry.deliveries > self.settings.max_deliveries:
+        deliveries = entry.deliveries - self._excused.get(entry.entry_id, 0)
+        if deliveries > self.settings.max_deliveries:
             last = self._failures.get(entry.entry_id)
             if last is None and self._failures:
                 # a batch-mate of an entry known to fail: its deliveries count the culprit's retries
                 return None
             last = last or "unknown error (the worker may have crashed on it)"
-            return f"failed after {entry.deliveries - 1} deliveries: {last}"
+            return f"failed after {deliveries - 1} deliveries: {last}"
         return None
 
     def _dead_letter(self, step: AtomicStep, entry: Entry, error: str) -> None:
@@ -376,14 +385,27 @@ class RoutingWorker:
         log.info("ledger restored", **router.stats(int(self.clock() * 1000)))
         return router
 
-    def _lose_state(self) -> None:
+    def _lose_state(self, *, excused: bool = False) -> None:
         """Forget the in-memory ledger; the next turn rebuilds it from the committed snapshot, after
-        the step in flight (if any) has run or been refused, so the snapshot read includes it."""
+        the step in flight (if any) has run or been refused, so the snapshot read includes it.
+        `excused`: Redis refused or dropped one of our calls, so the entries claimed and not yet
+        acknowledged will be delivered again through no fault of theirs."""
         self.router = None
         self._prefetched = None  # claimed but unacknowledged: reclaimed with the rest of the pending
         if self._in_flight is not None:
             with contextlib.suppress(Exception):
                 self._finish_in_flight()
+        if excused:
+            for entry_id in self._claimed:
+                self._excused[entry_id] = self._excused.get(entry_id, 0) + 1
+        self._claimed.clear()
+
+    def _deposed(self, what: str, exc: FencedOut) -> None:
+        """Another worker leads now: what this one claimed is its successor's to reclaim."""
+        log.warning(f"{what} refused: no longer the leader", error=str(exc))
+        self.lease.value = None
+        self._excused.clear()
+        self._lose_state()
 
     def _shutdown(self) -> None:
         """Finish what is under way: the step in flight, then the batch already claimed (left
