@@ -13,8 +13,19 @@ from worker.cli import main
 def test_simulate_writes_table_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_json, out_png = tmp_path / "sim.json", tmp_path / "sim.png"
     code = main(
-        ["simulate", "--limit", "150", "--fleet", "4-4-4", "--sweep", "age_s_per_priority_point=0,300",
-         "--json", str(out_json), "--plot", str(out_png)]
+        [
+            "simulate",
+            "--limit",
+            "150",
+            "--fleet",
+            "4-4-4",
+            "--sweep",
+            "age_s_per_priority_point=0,300",
+            "--json",
+            str(out_json),
+            "--plot",
+            str(out_png),
+        ]
     )
     assert code == 0
     printed = capsys.readouterr().out

@@ -58,8 +58,13 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def settings(redis_url: str, prefix: str, database_url: str) -> Settings:
     return Settings(
-        redis_url=redis_url, database_url=database_url, prefix=prefix, block_ms=100,
-        consumer=f"c-{uuid.uuid4().hex[:6]}", recorder_batch=100, lease_ttl_ms=2000,
+        redis_url=redis_url,
+        database_url=database_url,
+        prefix=prefix,
+        block_ms=100,
+        consumer=f"c-{uuid.uuid4().hex[:6]}",
+        recorder_batch=100,
+        lease_ttl_ms=2000,
     )
 
 
@@ -144,8 +149,18 @@ SCENARIO: list[dict[str, Any]] = [
     {"type": "slot.free", "slot_id": "o1", "model": "opus", "account": "acct-a"},
     {"type": "slot.free", "slot_id": "h1", "model": "haiku"},
     # EV above everything: override, takes opus
-    {"type": "task.pending", "task_id": "big", "priority": 95, "requires": {"reasoning": 8}, "layer": "strategy",
-     "ev": 0.99, "quest_priority": 96, "title": "design the thing", "est_input_tokens": 2000, "est_output_tokens": 500},
+    {
+        "type": "task.pending",
+        "task_id": "big",
+        "priority": 95,
+        "requires": {"reasoning": 8},
+        "layer": "strategy",
+        "ev": 0.99,
+        "quest_priority": 96,
+        "title": "design the thing",
+        "est_input_tokens": 2000,
+        "est_output_tokens": 500,
+    },
     {"type": "task.pending", "task_id": "small", "priority": 20, "requires": {}, "layer": "chore", "ev": 0.1},
     # nothing free left that can do it: waits
     {"type": "task.pending", "task_id": "waits", "priority": 50, "requires": {"coding": 8}, "layer": "build"},
@@ -164,17 +179,38 @@ def synthetic_record(i: int, *, decided_at_ms: int = 1_700_000_000_000, tag: str
     """A decision record shaped like the worker's, for volume and fault tests of the recorder."""
     assigned = i % 3 != 0
     return {
-        "decision_id": f"{tag}-{i}", "task_id": f"task-{i}", "outcome": "assigned" if assigned else "await_slot",
+        "decision_id": f"{tag}-{i}",
+        "task_id": f"task-{i}",
+        "outcome": "assigned" if assigned else "await_slot",
         "reason_code": "cheapest_capable" if assigned else "no_free_capable_slot",
         "reason": "synthetic decision for a recorder test",
-        "chosen_slot_id": f"slot-{i % 7}" if assigned else None, "chosen_model": "haiku" if assigned else None,
-        "chosen_tier": 1 if assigned else None, "account": "default" if assigned else None,
-        "layer": ["chore", "build", "strategy"][i % 3], "priority": i % 101, "quest_priority": None, "title": None,
-        "ev": (i % 100) / 100, "ev_p50": 0.5, "ev_p90": 0.9, "override": False, "min_tier": 1,
-        "est_cost_usd": 0.001 * (i % 10), "decided_at": decided_at_ms + i, "dry_run": False,
-        "event_id": f"{decided_at_ms}-{i}", "policy_version": "test",
-        "alternatives": [{"slot_id": f"slot-{i % 7}", "model": "haiku", "account": "default", "tier": 1,
-                          "verdict": "chosen" if assigned else "busy"}],
+        "chosen_slot_id": f"slot-{i % 7}" if assigned else None,
+        "chosen_model": "haiku" if assigned else None,
+        "chosen_tier": 1 if assigned else None,
+        "account": "default" if assigned else None,
+        "layer": ["chore", "build", "strategy"][i % 3],
+        "priority": i % 101,
+        "quest_priority": None,
+        "title": None,
+        "ev": (i % 100) / 100,
+        "ev_p50": 0.5,
+        "ev_p90": 0.9,
+        "override": False,
+        "min_tier": 1,
+        "est_cost_usd": 0.001 * (i % 10),
+        "decided_at": decided_at_ms + i,
+        "dry_run": False,
+        "event_id": f"{decided_at_ms}-{i}",
+        "policy_version": "test",
+        "alternatives": [
+            {
+                "slot_id": f"slot-{i % 7}",
+                "model": "haiku",
+                "account": "default",
+                "tier": 1,
+                "verdict": "chosen" if assigned else "busy",
+            }
+        ],
     }
 
 

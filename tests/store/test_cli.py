@@ -38,8 +38,14 @@ def test_db_upgrade_is_idempotent(database_url: str, capsys: pytest.CaptureFixtu
 
 
 def test_decisions_lists_with_filters(
-    r: redis.Redis, prefix: str, settings: Settings, kit: Any, make_recorder: Callable[..., Recorder],
-    synthetic: Callable[..., dict[str, Any]], add: Callable[..., None], capsys: pytest.CaptureFixture[str],
+    r: redis.Redis,
+    prefix: str,
+    settings: Settings,
+    kit: Any,
+    make_recorder: Callable[..., Recorder],
+    synthetic: Callable[..., dict[str, Any]],
+    add: Callable[..., None],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import time
 
@@ -69,8 +75,7 @@ def test_decisions_lists_with_filters(
     ],
 )
 def test_bad_input_exits_2_without_traceback(argv: list[str], message: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "worker.cli", *argv], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "worker.cli", *argv], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
 

@@ -33,8 +33,14 @@ def _recorder(settings: Settings, tmp_path: Path, name: str) -> RouterProcess:
 
 
 def test_killed_recorder_restarts_without_loss_or_duplicates(
-    r: redis.Redis, prefix: str, settings: Settings, tmp_path: Path, kit: Any, engine: Any,
-    synthetic: Callable[..., dict[str, Any]], add: Callable[..., None],
+    r: redis.Redis,
+    prefix: str,
+    settings: Settings,
+    tmp_path: Path,
+    kit: Any,
+    engine: Any,
+    synthetic: Callable[..., dict[str, Any]],
+    add: Callable[..., None],
 ) -> None:
     keys = Keys(prefix)
     add(r, keys.decisions, [synthetic(i) for i in range(N)])

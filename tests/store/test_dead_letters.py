@@ -22,8 +22,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_malformed_decisions_are_dead_lettered_and_acknowledged(
-    r: redis.Redis, prefix: str, kit: Any, make_recorder: Callable[..., Recorder],
-    synthetic: Callable[..., dict[str, Any]], add: Callable[..., None],
+    r: redis.Redis,
+    prefix: str,
+    kit: Any,
+    make_recorder: Callable[..., Recorder],
+    synthetic: Callable[..., dict[str, Any]],
+    add: Callable[..., None],
 ) -> None:
     keys = Keys(prefix)
     add(r, keys.decisions, [synthetic(0)])
@@ -42,9 +46,7 @@ def test_malformed_decisions_are_dead_lettered_and_acknowledged(
     assert r.xpending(keys.decisions, RECORDER_GROUP)["pending"] == 0
 
 
-def test_dead_list_command(
-    r: redis.Redis, prefix: str, settings: Settings, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_dead_list_command(r: redis.Redis, prefix: str, settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     keys = Keys(prefix)
     r.xadd(keys.dead, {"data": orjson.dumps({"source_id": "1-0", "raw": "{}", "error": "unknown model 'x'"})})
     assert main(["dead", "list", "--redis-url", settings.redis_url, "--prefix", prefix, "--json"]) == 0
@@ -58,8 +60,10 @@ def test_requeue_redrives_through_an_rq_job(
     keys = Keys(prefix)
     event = {"type": "task.pending", "task_id": "t1", "priority": 5, "requires": {}}
     kept = r.xadd(keys.dead, {"data": orjson.dumps({"source_id": "1-0", "raw": "x", "error": "bad"})}).decode()
-    redo = r.xadd(keys.dead, {"data": orjson.dumps({"source_id": "2-0", "raw": orjson.dumps(event).decode(),
-                                                    "error": "unknown model"})}).decode()
+    redo = r.xadd(
+        keys.dead,
+        {"data": orjson.dumps({"source_id": "2-0", "raw": orjson.dumps(event).decode(), "error": "unknown model"})},
+    ).decode()
     conn = ["--redis-url", settings.redis_url, "--prefix", prefix]
     assert main(["dead", "requeue", "--id", redo, *conn]) == 0
     assert "queued requeue job" in capsys.readouterr().out

@@ -19,8 +19,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def recorded(
-    settings: Settings, kit: Any, scenario: list[dict[str, Any]],
-    running_worker: Callable[[], Any], make_recorder: Callable[..., Recorder],
+    settings: Settings,
+    kit: Any,
+    scenario: list[dict[str, Any]],
+    running_worker: Callable[[], Any],
+    make_recorder: Callable[..., Recorder],
 ) -> list[str]:
     keys = Keys(settings.prefix)
     running_worker()
@@ -82,8 +85,10 @@ def test_explain_includes_decisions_not_yet_recorded(
     recorded: list[str], kit: Any, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     kit.publish([{"type": "task.pending", "task_id": "fresh", "priority": 10, "requires": {"coding": 9}}])
-    wait_for(lambda: any(d["task_id"] == "fresh" for d in kit.records(Keys(settings.prefix).decisions)),
-             what="a decision about the fresh task")
+    wait_for(
+        lambda: any(d["task_id"] == "fresh" for d in kit.records(Keys(settings.prefix).decisions)),
+        what="a decision about the fresh task",
+    )
     code, out = _explain(capsys, recorded, "fresh", "--json")
     [decision] = _json(out)["decisions"]
     assert code == 0 and decision["recorded"] is False and decision["outcome"] == "await_slot"

@@ -40,14 +40,21 @@ def _pending(r: redis.Redis, key: str) -> int:
 
 
 def test_same_recorder_carries_on_when_the_database_returns(
-    r: redis.Redis, prefix: str, engine: Engine, database_url: str, tmp_path: Any, kit: Any,
-    running_worker: Callable[[], Any], make_recorder: Callable[..., Recorder],
+    r: redis.Redis,
+    prefix: str,
+    engine: Engine,
+    database_url: str,
+    tmp_path: Any,
+    kit: Any,
+    running_worker: Callable[[], Any],
+    make_recorder: Callable[..., Recorder],
 ) -> None:
     keys = Keys(prefix)
     running_worker()
     kit.publish(_tasks(40))
-    records = wait_for(lambda: len(kit.records(keys.decisions)) >= 40 and kit.records(keys.decisions),
-                       what="40 decisions")
+    records = wait_for(
+        lambda: len(kit.records(keys.decisions)) >= 40 and kit.records(keys.decisions), what="40 decisions"
+    )
     rec = make_recorder(engine=make_engine(_unreachable(database_url, tmp_path)), stop=StopFlag())
     thread = threading.Thread(target=rec.run, daemon=True)
     thread.start()
@@ -64,14 +71,21 @@ def test_same_recorder_carries_on_when_the_database_returns(
 
 
 def test_recorder_stopped_during_outage_loses_nothing(
-    r: redis.Redis, prefix: str, engine: Engine, database_url: str, tmp_path: Any, kit: Any,
-    running_worker: Callable[[], Any], make_recorder: Callable[..., Recorder],
+    r: redis.Redis,
+    prefix: str,
+    engine: Engine,
+    database_url: str,
+    tmp_path: Any,
+    kit: Any,
+    running_worker: Callable[[], Any],
+    make_recorder: Callable[..., Recorder],
 ) -> None:
     keys = Keys(prefix)
     running_worker()
     kit.publish(_tasks(25))
-    records = wait_for(lambda: len(kit.records(keys.decisions)) >= 25 and kit.records(keys.decisions),
-                       what="25 decisions")
+    records = wait_for(
+        lambda: len(kit.records(keys.decisions)) >= 25 and kit.records(keys.decisions), what="25 decisions"
+    )
     broken = make_recorder(engine=make_engine(_unreachable(database_url, tmp_path)), stop=StopFlag())
     thread = threading.Thread(target=broken.run, daemon=True)
     thread.start()
@@ -83,8 +97,10 @@ def test_recorder_stopped_during_outage_loses_nothing(
 
     # more decisions while nobody records
     kit.publish([{"type": "task.pending", "task_id": f"late{i}", "priority": 50, "requires": {}} for i in range(10)])
-    total = wait_for(lambda: len(kit.records(keys.decisions)) >= len(records) + 10 and kit.records(keys.decisions),
-                     what="10 more decisions")
+    total = wait_for(
+        lambda: len(kit.records(keys.decisions)) >= len(records) + 10 and kit.records(keys.decisions),
+        what="10 more decisions",
+    )
 
     fresh = make_recorder()  # a new consumer: reclaims what the first one left pending
     kit.drain_until(fresh, lambda: kit.count() == len(total), what="every decision recorded")

@@ -33,9 +33,18 @@ def _seed(engine: Engine, synthetic: Callable[..., dict[str, Any]]) -> None:
         doc = {**synthetic(i, decided_at_ms=at_ms), "decision_id": decision_id, "decided_at": at_ms}
         rows.append(decision_row(doc, stream_id=None, recorded_at=NOW))
         if decision_id.endswith("-0"):
-            report = {"decision_id": decision_id, "task_id": doc["task_id"], "slot_id": "s", "model": "haiku",
-                      "account": "default", "input_tokens": 1, "output_tokens": 1, "cost_usd": 0.01,
-                      "event_id": f"{at_ms}-9", "at": at_ms + 1000}
+            report = {
+                "decision_id": decision_id,
+                "task_id": doc["task_id"],
+                "slot_id": "s",
+                "model": "haiku",
+                "account": "default",
+                "input_tokens": 1,
+                "output_tokens": 1,
+                "cost_usd": 0.01,
+                "event_id": f"{at_ms}-9",
+                "at": at_ms + 1000,
+            }
             reports.append(usage_row(report, stream_id=None, recorded_at=NOW))
     with engine.begin() as conn:
         insert_decisions(conn, rows)
@@ -59,7 +68,10 @@ def test_retention_deletes_only_old_rows(
 
 
 def test_retention_command(
-    engine: Engine, settings: Settings, kit: Any, synthetic: Callable[..., dict[str, Any]],
+    engine: Engine,
+    settings: Settings,
+    kit: Any,
+    synthetic: Callable[..., dict[str, Any]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _seed(engine, synthetic)

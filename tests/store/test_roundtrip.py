@@ -21,9 +21,28 @@ from worker.recorder import Recorder
 pytestmark = pytest.mark.integration
 
 COLUMNS_FROM_RECORD = (
-    "decision_id", "task_id", "outcome", "reason_code", "reason", "chosen_slot_id", "chosen_model",
-    "chosen_tier", "account", "layer", "priority", "quest_priority", "title", "ev", "ev_p50", "ev_p90",
-    "override", "min_tier", "est_cost_usd", "dry_run", "event_id", "policy_version",
+    "decision_id",
+    "task_id",
+    "outcome",
+    "reason_code",
+    "reason",
+    "chosen_slot_id",
+    "chosen_model",
+    "chosen_tier",
+    "account",
+    "layer",
+    "priority",
+    "quest_priority",
+    "title",
+    "ev",
+    "ev_p50",
+    "ev_p90",
+    "override",
+    "min_tier",
+    "est_cost_usd",
+    "dry_run",
+    "event_id",
+    "policy_version",
 )
 
 
@@ -33,14 +52,21 @@ def _rows(engine: Engine) -> dict[str, dict[str, Any]]:
 
 
 def test_worker_decisions_recorded_with_every_column(
-    r: redis.Redis, prefix: str, engine: Engine, kit: Any, scenario: list[dict[str, Any]],
-    running_worker: Callable[[], Any], make_recorder: Callable[..., Recorder],
+    r: redis.Redis,
+    prefix: str,
+    engine: Engine,
+    kit: Any,
+    scenario: list[dict[str, Any]],
+    running_worker: Callable[[], Any],
+    make_recorder: Callable[..., Recorder],
 ) -> None:
     keys = Keys(prefix)
     running_worker()
     kit.publish(scenario)
-    records = wait_for(lambda: len(kit.records(keys.decisions)) >= 4 and kit.records(keys.decisions),
-                       what="four decisions from the worker")
+    records = wait_for(
+        lambda: len(kit.records(keys.decisions)) >= 4 and kit.records(keys.decisions),
+        what="four decisions from the worker",
+    )
     rec = make_recorder()
     kit.drain_until(rec, lambda: kit.count() == len(records), what="every decision in SQL")
 
@@ -63,8 +89,13 @@ def test_worker_decisions_recorded_with_every_column(
 
 
 def test_reported_usage_becomes_actual_cost(
-    r: redis.Redis, prefix: str, engine: Engine, kit: Any, scenario: list[dict[str, Any]],
-    running_worker: Callable[[], Any], make_recorder: Callable[..., Recorder],
+    r: redis.Redis,
+    prefix: str,
+    engine: Engine,
+    kit: Any,
+    scenario: list[dict[str, Any]],
+    running_worker: Callable[[], Any],
+    make_recorder: Callable[..., Recorder],
 ) -> None:
     keys = Keys(prefix)
     running_worker()

@@ -20,8 +20,13 @@ pytestmark = pytest.mark.integration
 
 
 def test_trim_keeps_the_tail_for_ops(
-    r: redis.Redis, prefix: str, settings: Settings, kit: Any, make_recorder: Callable[..., Recorder],
-    synthetic: Callable[..., dict[str, Any]], add: Callable[..., None],
+    r: redis.Redis,
+    prefix: str,
+    settings: Settings,
+    kit: Any,
+    make_recorder: Callable[..., Recorder],
+    synthetic: Callable[..., dict[str, Any]],
+    add: Callable[..., None],
 ) -> None:
     keys = Keys(prefix)
     add(r, keys.decisions, [synthetic(i) for i in range(300)])
@@ -32,8 +37,12 @@ def test_trim_keeps_the_tail_for_ops(
 
 
 def test_trim_never_drops_unacknowledged_entries(
-    r: redis.Redis, prefix: str, settings: Settings, make_recorder: Callable[..., Recorder],
-    synthetic: Callable[..., dict[str, Any]], add: Callable[..., None],
+    r: redis.Redis,
+    prefix: str,
+    settings: Settings,
+    make_recorder: Callable[..., Recorder],
+    synthetic: Callable[..., dict[str, Any]],
+    add: Callable[..., None],
 ) -> None:
     keys = Keys(prefix)
     add(r, keys.decisions, [synthetic(i) for i in range(100)])
@@ -50,14 +59,28 @@ def test_trim_never_drops_unacknowledged_entries(
 
 
 def test_usage_before_its_decision_is_kept_and_joined(
-    r: redis.Redis, prefix: str, engine: Any, kit: Any, make_recorder: Callable[..., Recorder],
-    synthetic: Callable[..., dict[str, Any]], add: Callable[..., None],
+    r: redis.Redis,
+    prefix: str,
+    engine: Any,
+    kit: Any,
+    make_recorder: Callable[..., Recorder],
+    synthetic: Callable[..., dict[str, Any]],
+    add: Callable[..., None],
 ) -> None:
     keys = Keys(prefix)
     decision = synthetic(1)
-    report = {"decision_id": decision["decision_id"], "task_id": decision["task_id"], "slot_id": "slot-1",
-              "model": "haiku", "account": "default", "input_tokens": 10, "output_tokens": 20, "cost_usd": 0.5,
-              "event_id": "1-1", "at": decision["decided_at"] + 5}
+    report = {
+        "decision_id": decision["decision_id"],
+        "task_id": decision["task_id"],
+        "slot_id": "slot-1",
+        "model": "haiku",
+        "account": "default",
+        "input_tokens": 10,
+        "output_tokens": 20,
+        "cost_usd": 0.5,
+        "event_id": "1-1",
+        "at": decision["decided_at"] + 5,
+    }
     add(r, keys.usage, [report])
     rec = make_recorder()
     rec.drain()
