@@ -10,10 +10,9 @@ from typing import Any
 import orjson
 import redis
 
+from router.slots import UTIL_SEP
 from streams.keys import Keys
 
-# The router's key for (account, model) in the utilisation hash (router.engine.UTIL_SEP).
-UTIL_SEP = "\x1f"
 # The page lists the longest-waiting tasks; the count and the oldest age cover the rest.
 SHOWN_WAITING = 50
 SCAN_COUNT = 1000
@@ -98,7 +97,7 @@ def _utilisation(raw: dict[Any, Any]) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
     for key, value in raw.items():
         text = key.decode() if isinstance(key, bytes) else str(key)
-        account, _, model = text.partition(UTIL_SEP)
+        account, _, model = text.rpartition(UTIL_SEP)  # an account name may hold it
         number = _float(value.decode() if isinstance(value, bytes) else value)
         if number is not None:
             out[(account, model)] = number

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from router import POLICY_VERSION
 from router.catalog import Catalog
 from router.config import RouterConfig
+from router.decisions import build_decision
 from router.ev import EVResolver, EVWindow, Scorer
 from router.policy import Assessment, Routed, assess, route
-from router.slots import PoolKey, SlotLedger, SlotRecord, SlotState
-from router.snapshot import UTIL_SEP, LedgerChanges, waiting_from_json, waiting_to_json
+from router.slots import UTIL_SEP, PoolKey, SlotLedger, SlotRecord, SlotState
+from router.snapshot import LedgerChanges, WaitingChanges, waiting_from_json, waiting_to_json
 from router.values import (
     Cancelled,
     Decision,
@@ -61,11 +61,7 @@ class Router:
         self._new_waiting: list[str] = []
         # restored tasks no model of the current catalogue can serve: decided at the next round
         self._restored_unroutable: dict[str, WaitingTask] = {}
-        # waiting tasks changed since the last drain (None: no longer waiting), and those of them
-        # first filed since then that the snapshot does not hold: dropping one of those in the
-        # same batch needs no delete, it was never written
-        self._pending_waiting: dict[str, WaitingTask | None] = {}
-        self._unsaved_waiting: set[str] = set()
+        self._waiting_changes = WaitingChanges()
 
     # -- batches -----------------------------------------------------------------------------
 
@@ -78,10 +74,7 @@ class Router:
 
     def drain_changes(self) -> LedgerChanges:
         changes, self._changes = self._changes, LedgerChanges()
-        self._unsaved_waiting = set()
-        # waiting tasks are serialised here, once per batch, in their final state of the batch
-        changes.waiting = {k: None if w is None else waiting_to_json(w) for k, w in self._pending_waiting.items()}
-        self._pending_waiting = {}
+        changes.waiting = self._waiting_changes.drain()
         for slot_id in self.ledger.dirty:
             changes.slots[slot_id] = self.ledger.slots[slot_id].to_json()
         self.ledger.dirty.clear()
@@ -122,7 +115,7 @@ class Router:
         if task.task_id in self.assigned:
             return []  # an idempotent retry of a task that already has its slot
         if self._restored_unroutable.pop(task.task_id, None) is not None:
-            self._pending_waiting[task.task_id] = None  # this version replaces the one restored
+            self._waiting_changes.dropped(task.task_id)  # this version replaces the one restored
         known = self.waiting.tasks.get(task.task_id)
         ev = self.resolver.resolve(task, now_s=now_ms / 1000)
         if known is None:
@@ -132,9 +125,7 @@ class Router:
         if not rateable:
             if known is not None:
                 self._drop_waiting(task.task_id)
-            assessment = self._assess(task, ev)
-            routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
-            return [self._decision(assessment, routed, event_id=event_id, now_ms=now_ms)]
+            return [self._decide(task, ev, event_id=event_id, now_ms=now_ms)]
         # filed by what may serve it; the EV rules are judged when a slot is offered (the round)
         waiting = WaitingTask(
             task=task,
@@ -146,16 +137,14 @@ class Router:
             await_decision_id=known.await_decision_id if known else None,
         )
         self.waiting.add(waiting)
-        self._pending_waiting[task.task_id] = waiting
+        self._waiting_changes.filed(waiting, new=known is None)
         if known is None:
             self._new_waiting.append(task.task_id)
-            if task.task_id not in self._pending_waiting:  # else the snapshot holds it: a delete is queued
-                self._unsaved_waiting.add(task.task_id)
         return []
 
     def _task_cancelled(self, task_id: str, *, event_id: str, now_ms: int) -> list[Effect]:
         if self._restored_unroutable.pop(task_id, None) is not None:
-            self._pending_waiting[task_id] = None
+            self._waiting_changes.dropped(task_id)
             return [Cancelled(task_id=task_id, event_id=event_id, at_ms=now_ms)]
         if self._drop_waiting(task_id) is None:
             self._mark_held_cancelled(task_id)
@@ -241,11 +230,10 @@ class Router:
         waiting.await_decision_id = None
         assessment = self._assess(waiting.task, waiting.ev)
         if assessment.min_tier is None:  # the catalogue changed since it was assigned
-            routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
-            return [self._decision(assessment, routed, event_id=event_id, now_ms=now_ms)]
+            return [self._decision(assessment, self._route(assessment, now_ms), event_id=event_id, now_ms=now_ms)]
         waiting.models, waiting.min_tier = assessment.rateable, assessment.min_tier
         self.waiting.add(waiting)
-        routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
+        routed = self._route(assessment, now_ms)
         reason = f"Assignment to {before.slot_id} ({before.model}) lapsed: {why}; the task waits again."
         lapsed = Routed(
             outcome=Outcome.AWAIT_SLOT,
@@ -256,7 +244,7 @@ class Router:
         )
         decision = self._decision(assessment, lapsed, event_id=event_id, now_ms=now_ms)
         waiting.await_decision_id = decision.decision_id
-        self._pending_waiting[waiting.task.task_id] = waiting
+        self._waiting_changes.filed(waiting)
         return [decision]
 
     # -- the matching round ------------------------------------------------------------------
@@ -275,10 +263,8 @@ class Router:
     def _decide_restored_unroutable(self, now_ms: int) -> list[Decision]:
         decisions = []
         for waiting in self._restored_unroutable.values():
-            self._pending_waiting[waiting.task.task_id] = None
-            assessment = self._assess(waiting.task, waiting.ev)
-            routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
-            decisions.append(self._decision(assessment, routed, event_id=None, now_ms=now_ms))
+            self._waiting_changes.dropped(waiting.task.task_id)
+            decisions.append(self._decide(waiting.task, waiting.ev, event_id=None, now_ms=now_ms))
         self._restored_unroutable = {}
         return decisions
 
@@ -295,7 +281,7 @@ class Router:
             if waiting is None:
                 break
             assessment = self._assess(waiting.task, waiting.ev)
-            routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
+            routed = self._route(assessment, now_ms)
             if routed.chosen is None:
                 # The index and route() disagree (state from another catalogue, or a bug): file the
                 # task again under what it may use now, once; never loop or stop routing over it.
@@ -320,7 +306,7 @@ class Router:
         self.waiting.remove(waiting.task.task_id)
         waiting.models, waiting.min_tier = assessment.rateable, assessment.min_tier
         self.waiting.add(waiting)
-        self._pending_waiting[waiting.task.task_id] = waiting
+        self._waiting_changes.filed(waiting)
         return True
 
     def _commit_assignment(self, waiting: WaitingTask, decision: Decision, now_ms: int) -> None:
@@ -340,16 +326,15 @@ class Router:
         )
 
     def _announce_wait(self, waiting: WaitingTask, now_ms: int) -> Decision:
-        assessment = self._assess(waiting.task, waiting.ev)
-        routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms)
-        decision = self._decision(assessment, routed, event_id=self._touched.get(waiting.task.task_id), now_ms=now_ms)
+        task = waiting.task
+        decision = self._decide(task, waiting.ev, event_id=self._touched.get(task.task_id), now_ms=now_ms)
         if decision.chosen is not None:
             # route() found a slot the round did not offer (only possible if the index is out of
             # step): book it, so a published assignment always holds its slot
             self._commit_assignment(waiting, decision, now_ms)
             return decision
         waiting.await_decision_id = decision.decision_id
-        self._pending_waiting[waiting.task.task_id] = waiting
+        self._waiting_changes.filed(waiting)
         return decision
 
     # -- helpers -----------------------------------------------------------------------------
@@ -361,44 +346,31 @@ class Router:
         slot_event = self._touched.get(routed.chosen.slot_id) if routed.chosen else None
         return slot_event or self._touched.get(task_id) or self._batch_id
 
+    def _decide(self, task: Task, ev: float, *, event_id: str | None, now_ms: int) -> Decision:
+        """Assess and route a task now, and decide what route() says."""
+        assessment = self._assess(task, ev)
+        return self._decision(assessment, self._route(assessment, now_ms), event_id=event_id, now_ms=now_ms)
+
+    def _route(self, assessment: Assessment, now_ms: int) -> Routed:
+        return route(assessment, self.catalog, self.ledger, now_ms=now_ms)
+
     def _decision(self, assessment: Assessment, routed: Routed, *, event_id: str | None, now_ms: int) -> Decision:
         self._batch_seq += 1
         prefix = ("dry:" if self.config.dry_run else "") + self.config.id_namespace
-        return Decision(
+        return build_decision(
+            assessment,
+            routed,
             decision_id=f"{prefix}{self._batch_id}.{self._batch_seq}",
-            task=assessment.task,
-            outcome=routed.outcome,
-            reason_code=routed.reason_code,
-            reason=routed.reason,
-            thresholds=assessment.thresholds,
-            decided_at_ms=now_ms,
-            chosen=routed.chosen,
-            alternatives=routed.alternatives,
-            override=assessment.override,
-            min_tier=assessment.min_tier,
-            est_cost_usd=self._estimate_cost(assessment.task, routed),
             event_id=event_id,
+            now_ms=now_ms,
             dry_run=self.config.dry_run,
-            policy_version=POLICY_VERSION,
+            catalog=self.catalog,
         )
-
-    def _estimate_cost(self, task: Task, routed: Routed) -> float | None:
-        if routed.outcome is not Outcome.ASSIGNED or routed.chosen is None:
-            return None
-        estimate = self.catalog.estimate(task.layer)
-        tokens_in = task.est_input_tokens if task.est_input_tokens is not None else estimate.input_tokens
-        tokens_out = task.est_output_tokens if task.est_output_tokens is not None else estimate.output_tokens
-        return self.catalog.models[routed.chosen.model].cost_usd(input_tokens=tokens_in, output_tokens=tokens_out)
 
     def _drop_waiting(self, task_id: str) -> WaitingTask | None:
         dropped = self.waiting.remove(task_id)
-        if dropped is None:
-            return None
-        if task_id in self._unsaved_waiting:
-            self._unsaved_waiting.discard(task_id)
-            self._pending_waiting.pop(task_id, None)
-        else:
-            self._pending_waiting[task_id] = None
+        if dropped is not None:
+            self._waiting_changes.dropped(task_id)
         return dropped
 
     def _remember_assigned(self, task_id: str, ref: dict[str, Any]) -> None:
@@ -420,9 +392,7 @@ class Router:
         utilisation: dict[str, float],
     ) -> None:
         """Rebuild the in-memory ledger from its snapshot (ARCHITECTURE.md invariant 2)."""
-        for doc in slots:
-            record = SlotRecord.from_json(doc)
-            self.ledger.load(record)
+        for record in self.ledger.restore(slots, utilisation):
             if record.held is not None:  # a held task keeps its arrival place if it ever waits again
                 self.waiting.note_seq(int(record.held["seq"]))
         for doc in sorted(waiting, key=lambda d: d["seq"]):
@@ -431,9 +401,6 @@ class Router:
             self.assigned[task_id] = ref
         for value in ev_values[-self.config.ev_window :]:
             self.ev_window.add(value)
-        for key, value in utilisation.items():
-            account, _, model = key.rpartition(UTIL_SEP)  # an account name may hold the separator
-            self.ledger.utilisation[(account, model)] = value
 
     def _restore_waiting(self, waiting: WaitingTask) -> None:
         """File a restored task under what the current catalogue says it may use (the catalogue may

@@ -62,6 +62,7 @@ class SlotRecord:
 
 
 PoolKey = tuple[str, str]  # (model, account)
+UTIL_SEP = "\x1f"  # between account and model in the snapshot's utilisation keys
 
 
 @dataclass(slots=True)
@@ -177,6 +178,17 @@ class SlotLedger:
         """Put a record back from a snapshot, without marking it dirty."""
         self.slots[record.slot_id] = record
         self._index(record)
+
+    def restore(self, slots: list[dict[str, Any]], utilisation: dict[str, float]) -> list[SlotRecord]:
+        """Load the snapshot's slot records and utilisation ("account<UTIL_SEP>model" -> 0..1);
+        returns the records loaded."""
+        records = [SlotRecord.from_json(doc) for doc in slots]
+        for record in records:
+            self.load(record)
+        for key, value in utilisation.items():
+            account, _, model = key.rpartition(UTIL_SEP)  # an account name may hold the separator
+            self.utilisation[(account, model)] = value
+        return records
 
     def mark_free(self, *, slot_id: str, model: str, account: str, now_ms: int) -> SlotRecord | None:
         """Register or free a slot; returns what it was before (None if new)."""

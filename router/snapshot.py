@@ -27,9 +27,6 @@ class LedgerChanges:
         return bool(self.slots or self.waiting or self.assigned or self.ev_added or self.utilisation)
 
 
-UTIL_SEP = "\x1f"
-
-
 def waiting_to_json(w: WaitingTask) -> dict[str, Any]:
     return {
         "task": task_to_json(w.task),
@@ -52,3 +49,32 @@ def waiting_from_json(doc: dict[str, Any]) -> WaitingTask:
         min_tier=int(doc["min_tier"]),
         await_decision_id=doc.get("await_decision_id"),
     )
+
+
+@dataclass(slots=True)
+class WaitingChanges:
+    """Waiting tasks changed since the last drain, in their latest state (None: no longer waiting),
+    serialised once per batch when drained. A task first filed since then that the snapshot does
+    not hold is `unsaved`: dropping it again before the drain needs no delete, it was never written."""
+
+    latest: dict[str, WaitingTask | None] = field(default_factory=dict)
+    unsaved: set[str] = field(default_factory=set)
+
+    def filed(self, w: WaitingTask, *, new: bool = False) -> None:
+        """`w` waits, in this state; `new`: it was not waiting before."""
+        task_id = w.task.task_id
+        if new and task_id not in self.latest:  # else the snapshot holds it: a delete is queued
+            self.unsaved.add(task_id)
+        self.latest[task_id] = w
+
+    def dropped(self, task_id: str) -> None:
+        if task_id in self.unsaved:
+            self.unsaved.discard(task_id)
+            self.latest.pop(task_id, None)
+        else:
+            self.latest[task_id] = None
+
+    def drain(self) -> dict[str, dict[str, Any] | None]:
+        out = {k: None if w is None else waiting_to_json(w) for k, w in self.latest.items()}
+        self.latest, self.unsaved = {}, set()
+        return out

@@ -88,6 +88,19 @@ def test_the_page_shows_awaiting_tasks_and_slots_from_the_ledger_snapshot(
     assert "acme" in page and "state-busy" in page and "25.0%" in page
 
 
+def test_the_page_reads_utilisation_of_an_account_whose_name_holds_the_key_separator(
+    seeded: Engine, make_client: MakeClient, r: redis.Redis, prefix: str
+) -> None:
+    """The router keys utilisation "<account>\\x1f<model>", and model ids never hold \\x1f."""
+    client = make_client(seeded)
+    now_ms = int(client.app.state.dashboard.clock() * 1000)  # type: ignore[attr-defined]
+    state = Keys(prefix).state(dry_run=False)
+    slot = {"slot_id": "h1", "model": "haiku", "account": "team\x1fx", "state": "free", "since_ms": now_ms}
+    r.hset(state.slots, "h1", orjson.dumps({**slot, "last_heard_ms": now_ms}))
+    r.hset(state.utilisation, "team\x1fx\x1fhaiku", "0.25")
+    assert "25.0%" in client.get("/resources").text
+
+
 def test_the_root_redirects_to_the_page(seeded: Engine, make_client: MakeClient) -> None:
     response = make_client(seeded).get("/", follow_redirects=False)
     assert response.status_code in (302, 307) and response.headers["location"] == "/resources"

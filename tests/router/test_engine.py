@@ -146,17 +146,18 @@ def test_ev_points_let_a_higher_ev_beat_a_slightly_higher_priority(catalog: Cata
 
 
 def test_a_batch_fills_every_free_slot_in_matching_order(h: Harness) -> None:
-    effects = h.batch(
-        free("h1", "haiku"), free("h2", "haiku"), pending("a", 10), pending("b", 30), pending("c", 20)
-    )
+    effects = h.batch(free("h1", "haiku"), free("h2", "haiku"), pending("a", 10), pending("b", 30), pending("c", 20))
     assert assigned(effects) == [("b", "h1"), ("c", "h2")]
     assert waits(effects) == ["a"]
 
 
 def test_freed_opus_is_not_given_to_a_premium_blocked_task(h: Harness) -> None:
     # window EVs 0.1..0.9: P50 0.5; "low" (0.2, priority 20) is blocked from opus
-    h.batch(*[pending(f"w{i}", 10 * i, ev=i / 10) for i in range(3, 10)], pending("low", 20, ev=0.2),
-            pending("x", 10, ev=0.1))
+    h.batch(
+        *[pending(f"w{i}", 10 * i, ev=i / 10) for i in range(3, 10)],
+        pending("low", 20, ev=0.2),
+        pending("x", 10, ev=0.1),
+    )
     h.batch(*[free(f"s{i}", "sonnet") for i in range(7)])
     assert sorted(h.router.waiting.tasks) == ["low", "x"]
     assert assigned(h.batch(free("o1", "opus"))) == []
@@ -308,8 +309,11 @@ def test_task_started_marks_the_slot(h: Harness) -> None:
 
 
 def test_quota_utilisation_steers_between_equal_tier_slots(h: Harness) -> None:
-    h.batch(QuotaUtilisation(model="haiku", account="acct-a", utilisation=0.8), free("a1", "haiku", "acct-a"),
-            free("b1", "haiku", "acct-b"))
+    h.batch(
+        QuotaUtilisation(model="haiku", account="acct-a", utilisation=0.8),
+        free("a1", "haiku", "acct-a"),
+        free("b1", "haiku", "acct-b"),
+    )
     assert assigned(h.batch(pending("t", 50))) == [("t", "b1")]
 
 
@@ -438,6 +442,19 @@ def test_drain_changes_then_restore_gives_the_same_subsequent_decisions(catalog:
         compared += len(decisions(expected))
     assert compared >= 5  # the comparison covered real assignments, not empty batches
     assert sorted(restored.router.waiting.tasks) == sorted(live.router.waiting.tasks)
+
+
+def test_a_task_assigned_in_the_batch_it_arrived_in_never_touches_the_waiting_snapshot(catalog: Catalog) -> None:
+    """Nothing to write for it and nothing to delete: the snapshot never held it. One the snapshot
+    does hold, cancelled, published again and assigned in one batch, must be deleted from it."""
+    h = Harness(catalog)
+    h.batch(free("h1", "haiku"), free("h2", "haiku"), pending("held", 50, {"reasoning": 7}))
+    assert list(h.router.drain_changes().waiting) == ["held"]  # waits: the snapshot holds it now
+
+    again = pending("held", 50, {"reasoning": 7})
+    effects = h.batch(pending("fresh", 50), TaskCancelled(task_id="held"), again, free("s1", "sonnet"))
+    assert sorted(assigned(effects)) == [("fresh", "h1"), ("held", "s1")]
+    assert h.router.drain_changes().waiting == {"held": None}
 
 
 def test_restore_keeps_await_announcements_and_assigned_ids(catalog: Catalog) -> None:
