@@ -222,7 +222,7 @@ class Committer:
             if isinstance(exc, redis.exceptions.NoScriptError):  # first use, or a restart or SCRIPT FLUSH: nothing ran
                 self.run(sent[0], sent[1], fence=sent[2])
                 return
-            _raise_if_fenced(exc)
+            raise_if_fenced(exc)
             raise
         except BaseException:
             self._close()
@@ -233,7 +233,7 @@ class Committer:
         try:
             self._script(keys=keys, args=[fence or "", *args])
         except redis.ResponseError as exc:
-            _raise_if_fenced(exc)
+            raise_if_fenced(exc)
             raise
 
     def _connection(self) -> Any:
@@ -249,6 +249,7 @@ class Committer:
             self._pool.release(conn)
 
 
-def _raise_if_fenced(exc: redis.ResponseError) -> None:
+def raise_if_fenced(exc: redis.ResponseError) -> None:
+    """Raise FencedOut if Redis refused a fenced script because the caller no longer leads."""
     if str(exc).startswith("FENCED"):
         raise FencedOut(str(exc)) from None

@@ -9,7 +9,7 @@ from typing import Any
 import redis
 
 from streams.codec import as_bytes, as_text, entry_data
-from streams.commit import FencedOut
+from streams.commit import raise_if_fenced
 
 # Claim new entries only while holding the lease: a deposed leader that wakes inside its loop can
 # then never take entries out of the stream's order (its successor would see later ones first).
@@ -47,6 +47,10 @@ class GroupReader:
         self.count = count
         self.block_ms = block_ms
         self._read_script = r.register_script(_FENCED_READ)
+        # a read sent ahead (send_read) goes over a connection of its own; a cluster client has no pool
+        self._pool = r.connection_pool if isinstance(r, redis.Redis) else None
+        self._conn: Any = None
+        self._asked: tuple[str, str] | None = None  # (leader key, fence) of the read in flight
 
     def ensure_group(self) -> None:
         """Create the group at the start of the stream, so tasks published before the router first
@@ -72,18 +76,75 @@ class GroupReader:
             found, _ = self._fenced_read(leader_key, fence)
         return found or []
 
+    @property
+    def reading(self) -> bool:
+        """A read sent by `send_read` awaits `collect`."""
+        return self._asked is not None
+
+    def send_read(self, *, leader_key: str, fence: str) -> bool:
+        """Ask for the next batch of new entries without waiting (fenced as `read`), so Redis
+        answers while the caller works; `collect` takes the answer. False when this client cannot
+        (Redis Cluster): read then."""
+        if self._pool is None:
+            return False
+        if self._asked is not None:
+            raise RuntimeError("a read is already in flight: collect it first")
+        try:
+            if self._conn is None:
+                self._conn = self._pool.get_connection()
+            self._conn.send_command(
+                "EVALSHA",
+                self._read_script.sha,
+                2,
+                leader_key,
+                self.stream,
+                fence,
+                self.group,
+                self.consumer,
+                self.count,
+            )
+        except BaseException:
+            self.abandon()
+            raise
+        self._asked = (leader_key, fence)
+        return True
+
+    def collect(self) -> list[Entry]:
+        """The entries asked for by `send_read` ([] when nothing was new); raises FencedOut when
+        the caller no longer leads."""
+        asked, self._asked = self._asked, None
+        if asked is None:
+            raise RuntimeError("no read in flight")
+        try:
+            reply: Any = self._conn.read_response()
+        except redis.exceptions.NoScriptError:  # first use, or a restart or SCRIPT FLUSH: nothing ran
+            return self._fenced_read(*asked)[0] or []
+        except redis.ResponseError as exc:
+            raise_if_fenced(exc)
+            raise
+        except BaseException:
+            self.abandon()
+            raise
+        return _parse_fenced(reply)[0] or []
+
+    def abandon(self) -> None:
+        """Drop a read in flight and its connection: entries it may have claimed stay pending, for
+        the reclaim that follows a loss of state."""
+        self._asked = None
+        conn, self._conn = self._conn, None
+        if conn is not None and self._pool is not None:
+            conn.disconnect()
+            self._pool.release(conn)
+
     def _fenced_read(self, leader_key: str, fence: str) -> tuple[list[Entry] | None, str]:
         try:
             reply: Any = self._read_script(
                 keys=[leader_key, self.stream], args=[fence, self.group, self.consumer, self.count]
             )
         except redis.ResponseError as exc:
-            if str(exc).startswith("FENCED"):
-                raise FencedOut(str(exc)) from None
+            raise_if_fenced(exc)
             raise
-        if int(reply[0]) == 1:
-            return [Entry(as_text(i), _pairs(f)) for i, f in reply[1]], ""
-        return None, as_text(reply[1])
+        return _parse_fenced(reply)
 
     def reclaim(self) -> Iterator[list[Entry]]:
         """Take over every pending entry of the group (after a crash or a change of leader), in
@@ -107,6 +168,13 @@ class GroupReader:
     def _deliveries(self, ids: list[str]) -> dict[str, int]:
         pending: Any = self.r.xpending_range(self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) + 16)
         return {as_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
+
+
+def _parse_fenced(reply: Any) -> tuple[list[Entry] | None, str]:
+    """The fenced read script's reply: the entries claimed, or None and the stream's last id."""
+    if int(reply[0]) == 1:
+        return [Entry(as_text(i), _pairs(f)) for i, f in reply[1]], ""
+    return None, as_text(reply[1])
 
 
 def _entries(raw: Any) -> list[Entry]:

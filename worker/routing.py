@@ -152,11 +152,12 @@ class RoutingWorker:
 
         With `overlap` (the run loop), a full batch's atomic step is sent but collected only in the
         next turn, after that turn's batch has been routed: Redis runs one batch's writes while the
-        worker routes the next. The next batch is claimed before the step is sent, so that read never
-        waits behind the writes. A step found refused or failed one turn later takes with it what
-        was routed on top of it: the ledger is rebuilt from the snapshot and the entries, still
-        unacknowledged, are reclaimed. Without a full batch (caught up), each step is collected at
-        once, so nothing waits for the next event to be confirmed."""
+        worker routes the next. The read of the next batch is sent before routing and collected
+        after it, so Redis answers it meanwhile too, and it never waits behind the writes. A step
+        found refused or failed one turn later takes with it what was routed on top of it: the
+        ledger is rebuilt from the snapshot and the entries, still unacknowledged, are reclaimed.
+        Without a full batch (caught up), each step is collected at once, so nothing waits for the
+        next event to be confirmed."""
         if not self._ensure_leader():
             self.stop.wait(self.settings.lease_ttl_ms / 3000)
             return
@@ -169,14 +170,15 @@ class RoutingWorker:
             return
         # an idle turn still runs once a second: assignments can lapse with no event at all
         self._ticked_at = time.monotonic()
-        batch = self._route(entries)  # meanwhile Redis runs the step in flight, if any
+        backlog = overlap and len(entries) >= self.settings.batch_size and not self.stop.stopping
+        asked = backlog and self._ask_next()
+        batch = self._route(entries)  # meanwhile Redis runs the step in flight, if any, and the read
         if batch is None:
             self._lose_state()
             return
         if not self._finish_in_flight():  # refused: what was routed on top of it went with it
             return
-        backlog = overlap and len(entries) >= self.settings.batch_size and not self.stop.stopping
-        following = self._read(block=False) if backlog else []
+        following = self._following(asked=asked, backlog=backlog)
         if following is None or not self._send(batch):
             return
         if following:
@@ -184,10 +186,26 @@ class RoutingWorker:
         else:
             self._finish_in_flight()
 
+    def _following(self, *, asked: bool, backlog: bool) -> list[Entry] | None:
+        """The batch after this one in a backlog, claimed now and routed next turn ([] when caught
+        up; None when the read was refused)."""
+        if asked:
+            return self._claim(self.reader.collect)
+        return self._read(block=False) if backlog else []
+
     def _read(self, *, block: bool) -> list[Entry] | None:
         """New entries, or None when the read was refused (no longer the leader; state is lost)."""
+        return self._claim(lambda: self.reader.read(leader_key=self.state.leader, fence=self.lease.value, block=block))
+
+    def _ask_next(self) -> bool:
+        """Send the read of the next batch, to be collected after routing; False if not sent."""
+        fence = self.lease.value
+        return fence is not None and self.reader.send_read(leader_key=self.state.leader, fence=fence)
+
+    def _claim(self, read: Callable[[], list[Entry]]) -> list[Entry] | None:
+        """The entries a read claimed, or None when it was refused (no longer the leader)."""
         try:
-            entries = self.reader.read(leader_key=self.state.leader, fence=self.lease.value, block=block)
+            entries = read()
         except FencedOut as exc:
             self._deposed("read", exc)
             return None
@@ -392,6 +410,10 @@ class RoutingWorker:
         acknowledged will be delivered again through no fault of theirs."""
         self.router = None
         self._prefetched = None  # claimed but unacknowledged: reclaimed with the rest of the pending
+        if self.reader.reading:  # likewise what a read in flight claims; known, if it answers
+            with contextlib.suppress(Exception):
+                self._claimed.update(dict.fromkeys(entry.entry_id for entry in self.reader.collect()))
+            self.reader.abandon()
         if self._in_flight is not None:
             with contextlib.suppress(Exception):
                 self._finish_in_flight()

@@ -60,22 +60,21 @@ def test_a_step_refused_in_flight_drops_the_batch_routed_on_it(r: redis.Redis, r
     _publish_pairs(r, keys, 4)  # 8 entries: two full batches
     w = _worker(redis_url, prefix)
     leader_key = keys.state(dry_run=False).leader
-    read = w.reader.read
+    collect = w.reader.collect
 
-    def read_then_deposed(**kw: Any) -> Any:
-        got = read(**kw)
-        if kw.get("block") is False:  # the claim of the next batch: a successor takes over right after
-            r.set(leader_key, "99:successor")
+    def collect_then_deposed() -> Any:
+        got = collect()  # the claim of the next batch: a successor takes over right after
+        r.set(leader_key, "99:successor")
         return got
 
-    w.reader.read = read_then_deposed  # type: ignore[method-assign]
+    w.reader.collect = collect_then_deposed  # type: ignore[method-assign]
     w.step(overlap=True)  # routes batch 1, claims batch 2, sends a step that Redis refuses
     w.step(overlap=True)  # routes batch 2, finds step 1 refused: both dropped
     assert w.processed == 0
     assert _assigned(r, keys) == []
     assert _pending(r, keys) == 8  # nothing acknowledged: all of it still to route
 
-    w.reader.read = read  # type: ignore[method-assign]
+    w.reader.collect = collect  # type: ignore[method-assign]
     r.delete(leader_key)  # the successor's lease ends
     for _ in range(5):
         w.step(overlap=True)

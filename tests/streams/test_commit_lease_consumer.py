@@ -12,6 +12,7 @@ import fakeredis
 import pytest
 import redis
 
+from streams.codec import as_text
 from streams.commit import AtomicStep, Committer, FencedOut
 from streams.consumer import GroupReader
 from streams.lease import Lease
@@ -351,3 +352,61 @@ def test_real_redis_reclaim_counts_deliveries_and_acks_deleted_entries(r: redis.
     assert got == [(ids[0], 2), (ids[2], 2), (ids[3], 2)]
     pending = r.xpending_range(stream, "grp", min="-", max="+", count=10)
     assert [p["message_id"].decode() for p in pending] == [ids[0], ids[2], ids[3]]  # the deleted one was acked
+
+
+# -- a read sent ahead (send_read / collect), real Redis: replies come over a connection of its own
+
+
+def _ready_reader(r: redis.Redis, prefix: str, entries: int, count: int = 3) -> tuple[GroupReader, str, list[str]]:
+    stream, leader = f"{prefix}events", f"{prefix}leader"
+    reader = _reader(r, "c1", count=count, stream=stream)
+    reader.ensure_group()
+    ids = [as_text(r.xadd(stream, {"data": f"e{n}"})) for n in range(entries)]
+    r.set(leader, "1:me")
+    return reader, leader, ids
+
+
+@pytest.mark.integration
+def test_a_read_sent_ahead_claims_the_next_batch_in_order(r: redis.Redis, prefix: str) -> None:
+    reader, leader, ids = _ready_reader(r, prefix, entries=5)
+    assert reader.send_read(leader_key=leader, fence="1:me") and reader.reading
+    with pytest.raises(RuntimeError, match="already in flight"):
+        reader.send_read(leader_key=leader, fence="1:me")
+    first = reader.collect()
+    assert not reader.reading
+    assert [(e.entry_id, e.data) for e in first] == [(ids[n], f"e{n}".encode()) for n in range(3)]
+    assert reader.send_read(leader_key=leader, fence="1:me")
+    assert [e.entry_id for e in reader.collect()] == ids[3:]
+    assert reader.send_read(leader_key=leader, fence="1:me")
+    assert reader.collect() == []  # nothing new
+    assert r.xpending(f"{prefix}events", "grp")["pending"] == 5
+
+
+@pytest.mark.integration
+def test_a_read_sent_ahead_by_a_deposed_leader_is_refused_and_claims_nothing(r: redis.Redis, prefix: str) -> None:
+    reader, leader, _ = _ready_reader(r, prefix, entries=2)
+    r.set(leader, "2:successor")
+    assert reader.send_read(leader_key=leader, fence="1:me")
+    with pytest.raises(FencedOut, match="2:successor"):
+        reader.collect()
+    assert r.xpending(f"{prefix}events", "grp")["pending"] == 0
+
+
+@pytest.mark.integration
+def test_a_read_sent_ahead_after_a_script_flush_is_run_again(r: redis.Redis, prefix: str) -> None:
+    reader, leader, ids = _ready_reader(r, prefix, entries=2)
+    r.script_flush()  # Redis restarted, or SCRIPT FLUSH: the script's sha is unknown and nothing runs
+    assert reader.send_read(leader_key=leader, fence="1:me")
+    assert [e.entry_id for e in reader.collect()] == ids
+
+
+@pytest.mark.integration
+def test_an_abandoned_read_leaves_what_it_claimed_pending_for_the_reclaim(r: redis.Redis, prefix: str) -> None:
+    reader, leader, ids = _ready_reader(r, prefix, entries=2)
+    assert reader.send_read(leader_key=leader, fence="1:me")
+    r.ping()  # on another connection, answered after the read: the read has run
+    reader.abandon()
+    assert not reader.reading
+    assert [e.entry_id for batch in reader.reclaim() for e in batch] == ids
+    assert reader.send_read(leader_key=leader, fence="1:me")  # a new connection
+    assert reader.collect() == []
