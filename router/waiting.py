@@ -15,10 +15,11 @@ instant and one sorted list per group holds the scored order.
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from sortedcontainers import SortedDict, SortedList
+from sortedcontainers import SortedList
 
 from router.catalog import PREMIUM_TIER
 from router.policy import OVERRIDE_QUEST_PRIORITY, PREMIUM_BLOCK_PRIORITY
@@ -64,6 +65,45 @@ class Rank:
     neg_seq: int
 
 
+class _Buckets:
+    """Entries by priority, each bucket sorted (best first), with each bucket's first entry and the
+    priorities in descending order kept at hand: a matching round reads those for every level, so
+    they are plain dict and list reads rather than sorted-list lookups."""
+
+    __slots__ = ("by_priority", "heads", "levels")
+
+    def __init__(self) -> None:
+        self.by_priority: dict[int, SortedList[Entry]] = {}
+        self.heads: dict[int, Entry] = {}
+        self.levels: list[int] = []  # descending
+
+    def __bool__(self) -> bool:
+        return bool(self.levels)
+
+    def add(self, priority: int, entry: Entry) -> None:
+        bucket = self.by_priority.get(priority)
+        if bucket is None:
+            bucket = self.by_priority[priority] = SortedList()
+            insort(self.levels, priority, key=_negated)
+        bucket.add(entry)
+        head = self.heads.get(priority)
+        if head is None or entry < head:
+            self.heads[priority] = entry
+
+    def remove(self, priority: int, entry: Entry) -> None:
+        bucket = self.by_priority[priority]
+        bucket.remove(entry)
+        if not bucket:
+            del self.by_priority[priority], self.heads[priority]
+            self.levels.remove(priority)
+        elif self.heads[priority] == entry:
+            self.heads[priority] = bucket[0]
+
+
+def _negated(priority: int) -> int:
+    return -priority
+
+
 @dataclass(slots=True)
 class _Group:
     models: frozenset[str]
@@ -82,14 +122,14 @@ class _Group:
     premium_aged: SortedList[AgedEntry] = field(default_factory=SortedList)
     premium_p50: float | None = None
     aged_of: dict[str, AgedEntry] = field(default_factory=dict)
-    quest: SortedDict[int, SortedList[Entry]] = field(default_factory=SortedDict)  # priority -> bucket
-    normal: SortedDict[int, SortedList[Entry]] = field(default_factory=SortedDict)  # priority -> bucket
+    quest: _Buckets = field(default_factory=_Buckets)
+    normal: _Buckets = field(default_factory=_Buckets)
     normal_by_ev: SortedList[Entry] = field(default_factory=SortedList)  # every normal Entry
     size: int = 0
 
     def add(self, w: WaitingTask) -> None:
         buckets = self.quest if w.is_quest_override else self.normal
-        buckets.setdefault(w.task.priority, SortedList()).add(w.entry)
+        buckets.add(w.task.priority, w.entry)
         if not w.is_quest_override:
             self.normal_by_ev.add(w.entry)
             if self.scored:
@@ -102,10 +142,7 @@ class _Group:
 
     def remove(self, w: WaitingTask) -> None:
         buckets = self.quest if w.is_quest_override else self.normal
-        bucket = buckets[w.task.priority]
-        bucket.remove(w.entry)
-        if not bucket:
-            del buckets[w.task.priority]
+        buckets.remove(w.task.priority, w.entry)
         if not w.is_quest_override:
             self.normal_by_ev.remove(w.entry)
             if self.scored:
@@ -190,23 +227,25 @@ class _Group:
         ev_overrides = p90 is not None and bool(self.normal_by_ev) and -self.normal_by_ev[0][0] > p90
         if not self.quest and not ev_overrides:
             return None
-        levels = sorted(set(self.quest.keys()) | (set(self.normal.keys()) if ev_overrides else set()), reverse=True)
+        levels = self.quest.levels
+        if ev_overrides:
+            levels = sorted({*levels, *self.normal.levels}, reverse=True) if levels else self.normal.levels
         for priority in levels:
             best: Entry | None = None
-            quest = self.quest.get(priority)
-            if quest and allowed(priority, -quest[0][0]):
-                best = quest[0]
-            normal = self.normal.get(priority)
-            if ev_overrides and normal and p90 is not None and -normal[0][0] > p90:
+            quest = self.quest.heads.get(priority)
+            if quest is not None and allowed(priority, -quest[0]):
+                best = quest
+            normal = self.normal.heads.get(priority) if ev_overrides else None
+            if normal is not None and p90 is not None and -normal[0] > p90:
                 # EV above P90 is above P50 too, so the premium rule never refuses it
-                best = normal[0] if best is None else min(best, normal[0])
+                best = normal if best is None else min(best, normal)
             if best is not None:
                 return Rank(True, priority, -best[0], -best[1]), best[2]
         return None
 
     def _first_normal(self, p90: float | None, allowed: _Allowed) -> tuple[Rank, str] | None:
-        for priority in reversed(self.normal.keys()):
-            bucket = self.normal[priority]
+        for priority in self.normal.levels:
+            bucket = self.normal.by_priority[priority]
             index = 0 if p90 is None else bucket.bisect_left((-p90, -1, ""))  # first entry with EV <= P90
             if index < len(bucket):
                 entry = bucket[index]
