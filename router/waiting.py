@@ -224,24 +224,35 @@ class _Group:
         return self._first_normal(p90, allowed)
 
     def _first_override(self, p90: float | None, allowed: _Allowed) -> tuple[Rank, str] | None:
+        """The first override task: the highest priority level holding a quest override the free
+        models may serve or a task with EV above P90, and at that level the better of the two."""
         ev_overrides = p90 is not None and bool(self.normal_by_ev) and -self.normal_by_ev[0][0] > p90
         if not self.quest and not ev_overrides:
             return None
-        levels = self.quest.levels
-        if ev_overrides:
-            levels = sorted({*levels, *self.normal.levels}, reverse=True) if levels else self.normal.levels
-        for priority in levels:
-            best: Entry | None = None
-            quest = self.quest.heads.get(priority)
-            if quest is not None and allowed(priority, -quest[0]):
-                best = quest
-            normal = self.normal.heads.get(priority) if ev_overrides else None
-            if normal is not None and p90 is not None and -normal[0] > p90:
-                # EV above P90 is above P50 too, so the premium rule never refuses it
-                best = normal if best is None else min(best, normal)
-            if best is not None:
-                return Rank(True, priority, -best[0], -best[1]), best[2]
-        return None
+        quest: tuple[int, Entry] | None = None
+        for priority in self.quest.levels:
+            head = self.quest.heads[priority]
+            if allowed(priority, -head[0]):
+                quest = (priority, head)
+                break
+        normal: tuple[int, Entry] | None = None
+        if ev_overrides and p90 is not None:
+            # one head per level: a level's head has its highest EV. EV above P90 is above P50 too,
+            # so the premium rule never refuses these.
+            levels = [p for p, head in self.normal.heads.items() if -head[0] > p90]
+            if levels:
+                top = max(levels)
+                normal = (top, self.normal.heads[top])
+        if quest is None or (normal is not None and normal[0] > quest[0]):
+            found = normal
+        elif normal is None or quest[0] > normal[0]:
+            found = quest
+        else:
+            found = (quest[0], min(quest[1], normal[1]))
+        if found is None:
+            return None
+        priority, best = found
+        return Rank(True, priority, -best[0], -best[1]), best[2]
 
     def _first_normal(self, p90: float | None, allowed: _Allowed) -> tuple[Rank, str] | None:
         for priority in self.normal.levels:
