@@ -13,11 +13,11 @@ of 256 events is a few dozen Redis calls instead of a thousand.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 
 from router.errors import RouterError
+from streams.connection import AwaitedReply
 
 # ARGV[1] is the expected leader value ('' skips the check); then a flat list of operations, each an
 # opcode, a key index (into KEYS), its own arguments and a count of the items that follow:
@@ -173,14 +173,14 @@ class Committer:
     """Runs atomic steps. `send` hands a step to Redis and `settle` collects its outcome, so the caller
     can route its next batch while Redis runs this one; `commit` does both.
 
-    On a plain Redis client the steps go over a connection of their own, so replies come back in the
-    order the steps were sent and nothing else waits behind them. On other clients (Redis Cluster)
-    `send` runs the step to the end and `settle` has nothing left to do."""
+    On a plain Redis client the steps go over a connection of their own while they run
+    (`AwaitedReply`), so nothing else waits behind them. On other clients (Redis Cluster) `send`
+    runs the step to the end and `settle` has nothing left to do."""
 
     def __init__(self, r: redis.Redis) -> None:
         self._script = r.register_script(_SCRIPT)
-        self._pool = r.connection_pool if isinstance(r, redis.Redis) else None  # a cluster client is not one
-        self._conn: Any = None
+        # a cluster client is not a redis.Redis and has no single pool
+        self._reply = AwaitedReply(r.connection_pool) if isinstance(r, redis.Redis) else None
         self._sent: tuple[list[str], list[Arg], str | None] | None = None
 
     @property
@@ -199,33 +199,24 @@ class Committer:
         if self._sent is not None:
             raise RuntimeError("a step is already in flight: settle it first")
         keys, args = step.layout()
-        if self._pool is None:
+        if self._reply is None:
             self.run(keys, args, fence=fence)
             return
-        try:
-            conn = self._connection()
-            conn.send_command("EVALSHA", self._script.sha, len(keys), *keys, fence or "", *args)
-        except BaseException:
-            self._close()
-            raise
+        self._reply.send("EVALSHA", self._script.sha, len(keys), *keys, fence or "", *args)
         self._sent = (keys, args, fence)
 
     def settle(self) -> None:
         """Wait for the step in flight; raises FencedOut if it was refused, or what Redis answered.
         After a connection error it is unknown whether the step ran: the caller's snapshot tells."""
         sent, self._sent = self._sent, None
-        if sent is None:
+        if sent is None or self._reply is None:
             return
         try:
-            self._conn.read_response()
+            self._reply.receive()
+        except redis.exceptions.NoScriptError:  # first use, or a restart or SCRIPT FLUSH: nothing ran
+            self.run(sent[0], sent[1], fence=sent[2])
         except redis.ResponseError as exc:
-            if isinstance(exc, redis.exceptions.NoScriptError):  # first use, or a restart or SCRIPT FLUSH: nothing ran
-                self.run(sent[0], sent[1], fence=sent[2])
-                return
             raise_if_fenced(exc)
-            raise
-        except BaseException:
-            self._close()
             raise
 
     def run(self, keys: list[str], args: list[Arg], *, fence: str | None) -> None:
@@ -235,18 +226,6 @@ class Committer:
         except redis.ResponseError as exc:
             raise_if_fenced(exc)
             raise
-
-    def _connection(self) -> Any:
-        if self._conn is None:
-            assert self._pool is not None
-            self._conn = self._pool.get_connection()
-        return self._conn
-
-    def _close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and self._pool is not None:
-            conn.disconnect()
-            self._pool.release(conn)
 
 
 def raise_if_fenced(exc: redis.ResponseError) -> None:

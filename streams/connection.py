@@ -89,3 +89,80 @@ def mask_url(url: str) -> str:
     except ValueError:
         return "<unparseable url>"
     return urlunsplit((parts.scheme, netloc, parts.path, masked, parts.fragment))
+
+
+class AwaitedReply:
+    """One command at a time sent without waiting, its reply read later, over a connection taken
+    from the pool for it and given back once the reply is read. Taking it afresh each time lets the
+    pool replace a connection the server closed while it sat idle (Redis `timeout`), and nothing
+    else ever reads from it while the reply is awaited."""
+
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self._pool = pool
+        self._conn: Any = None
+
+    @property
+    def awaiting(self) -> bool:
+        return self._conn is not None
+
+    def send(self, *args: Any) -> None:
+        if self._conn is not None:
+            raise RuntimeError("a reply is already awaited: receive it first")
+        conn: Any = self._pool.get_connection()
+        try:
+            conn.send_command(*args)
+        except BaseException:
+            _discard(self._pool, conn)
+            raise
+        self._conn = conn
+
+    def receive(self) -> Any:
+        """The reply; an error reply is raised as redis-py raises it. The connection goes back to
+        the pool either way, unless it failed (then it is closed)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            raise RuntimeError("no reply awaited")
+        try:
+            reply = conn.read_response()
+        except redis.ResponseError:
+            self._pool.release(conn)  # an error reply: the connection itself is fine
+            raise
+        except BaseException:
+            _discard(self._pool, conn)
+            raise
+        self._pool.release(conn)
+        return reply
+
+    def drop(self) -> None:
+        """Give up on the awaited reply: the connection is closed (the command may still have run)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _discard(self._pool, conn)
+
+
+def _discard(pool: redis.ConnectionPool, conn: Any) -> None:
+    conn.disconnect()
+    pool.release(conn)
+
+
+# Failures that are Redis's side of things (unreachable, out of memory, read-only replica, busy, a
+# key of the wrong type that someone created by hand) rather than anything in the events routed:
+# a worker whose writes fail for these reasons does not count the retries against the events.
+_REDIS_SIDE = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.MasterDownError,
+)
+_REDIS_SIDE_CODES = ("BUSY ", "MISCONF ", "NOREPLICAS ", "WRONGTYPE ")
+
+
+def refused_by_redis(exc: BaseException) -> bool:
+    """True for a failure on Redis's side (see above), False for anything else, including an error
+    reply that a bug of ours would cause (a malformed command, say)."""
+    if isinstance(exc, _REDIS_SIDE):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_REDIS_SIDE_CODES)

@@ -10,6 +10,7 @@ import redis
 
 from streams.codec import as_bytes, as_text, entry_data
 from streams.commit import raise_if_fenced
+from streams.connection import AwaitedReply
 
 # Claim new entries only while holding the lease: a deposed leader that wakes inside its loop can
 # then never take entries out of the stream's order (its successor would see later ones first).
@@ -48,8 +49,7 @@ class GroupReader:
         self.block_ms = block_ms
         self._read_script = r.register_script(_FENCED_READ)
         # a read sent ahead (send_read) goes over a connection of its own; a cluster client has no pool
-        self._pool = r.connection_pool if isinstance(r, redis.Redis) else None
-        self._conn: Any = None
+        self._reply = AwaitedReply(r.connection_pool) if isinstance(r, redis.Redis) else None
         self._asked: tuple[str, str] | None = None  # (leader key, fence) of the read in flight
 
     def ensure_group(self) -> None:
@@ -85,27 +85,13 @@ class GroupReader:
         """Ask for the next batch of new entries without waiting (fenced as `read`), so Redis
         answers while the caller works; `collect` takes the answer. False when this client cannot
         (Redis Cluster): read then."""
-        if self._pool is None:
+        if self._reply is None:
             return False
         if self._asked is not None:
             raise RuntimeError("a read is already in flight: collect it first")
-        try:
-            if self._conn is None:
-                self._conn = self._pool.get_connection()
-            self._conn.send_command(
-                "EVALSHA",
-                self._read_script.sha,
-                2,
-                leader_key,
-                self.stream,
-                fence,
-                self.group,
-                self.consumer,
-                self.count,
-            )
-        except BaseException:
-            self.abandon()
-            raise
+        self._reply.send(
+            "EVALSHA", self._read_script.sha, 2, leader_key, self.stream, fence, self.group, self.consumer, self.count
+        )
         self._asked = (leader_key, fence)
         return True
 
@@ -113,28 +99,23 @@ class GroupReader:
         """The entries asked for by `send_read` ([] when nothing was new); raises FencedOut when
         the caller no longer leads."""
         asked, self._asked = self._asked, None
-        if asked is None:
+        if asked is None or self._reply is None:
             raise RuntimeError("no read in flight")
         try:
-            reply: Any = self._conn.read_response()
+            reply: Any = self._reply.receive()
         except redis.exceptions.NoScriptError:  # first use, or a restart or SCRIPT FLUSH: nothing ran
             return self._fenced_read(*asked)[0] or []
         except redis.ResponseError as exc:
             raise_if_fenced(exc)
             raise
-        except BaseException:
-            self.abandon()
-            raise
         return _parse_fenced(reply)[0] or []
 
     def abandon(self) -> None:
-        """Drop a read in flight and its connection: entries it may have claimed stay pending, for
-        the reclaim that follows a loss of state."""
+        """Drop a read in flight: entries it may have claimed stay pending, for the reclaim that
+        follows a loss of state."""
         self._asked = None
-        conn, self._conn = self._conn, None
-        if conn is not None and self._pool is not None:
-            conn.disconnect()
-            self._pool.release(conn)
+        if self._reply is not None:
+            self._reply.drop()
 
     def _fenced_read(self, leader_key: str, fence: str) -> tuple[list[Entry] | None, str]:
         try:

@@ -23,6 +23,7 @@ from router.ev import Scorer
 from router.values import Decision, Task
 from streams.codec import as_text, decode, encode
 from streams.commit import AtomicStep, Committer, FencedOut
+from streams.connection import refused_by_redis
 from streams.consumer import Entry, GroupReader
 from streams.keys import DEFAULT_PREFIX, DRY_RUN_GROUP, LIVE_GROUP, Keys
 from streams.lease import Lease
@@ -103,10 +104,11 @@ class RoutingWorker:
         self.processed = 0
         self.decisions = 0
         self._failures: dict[str, str] = {}  # entry id -> last unexpected error, for its dead letter
-        # Entries claimed and not yet acknowledged, and for each entry the deliveries that ended in
-        # Redis refusing or dropping this worker's own calls (out of memory, a wrong-typed key, a
-        # lost connection): those say nothing against the entry, so they do not count towards
-        # max_deliveries (a long Redis outage would otherwise dead-letter valid events).
+        # Entries claimed and not yet acknowledged, and for each entry the deliveries that ended
+        # through no fault of its own: Redis refused or dropped this worker's calls (out of memory,
+        # a wrong-typed key, a lost connection), or it was claimed ahead and never routed. Those do
+        # not count towards max_deliveries (a long Redis outage would otherwise dead-letter valid
+        # events). Pruned to what is still pending at every reclaim.
         self._claimed: dict[str, None] = {}
         self._excused: dict[str, int] = {}
         self._renewed_at = 0.0
@@ -127,25 +129,30 @@ class RoutingWorker:
         log.info("worker starting", dry_run=self.dry_run, compiled=routing_is_compiled(), settings=settings)
         attempt = 0
         while not self.stop.stopping:
-            try:
-                self.step(overlap=True)
+            failure = self.turn()
+            if failure is None:
                 attempt = 0
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                attempt += 1
-                delay = compute_backoff(attempt, rand=self._rand)
-                log.warning("redis unavailable, backing off", error=str(exc), attempt=attempt, delay_s=round(delay, 2))
-                self._lose_state(excused=True)
-                self.stop.wait(delay)
-            except Exception as exc:  # never die: start over from the snapshot after a pause
-                attempt += 1
-                delay = compute_backoff(attempt, rand=self._rand)
-                log.exception(
-                    "unexpected error; rebuilding from the snapshot", attempt=attempt, delay_s=round(delay, 2)
-                )
-                self._lose_state(excused=isinstance(exc, redis.RedisError))
-                self.stop.wait(delay)
+                continue
+            attempt += 1
+            delay = round(compute_backoff(attempt, rand=self._rand), 2)
+            if isinstance(failure, redis.ConnectionError | redis.TimeoutError):
+                log.warning("redis unavailable, backing off", error=str(failure), attempt=attempt, delay_s=delay)
+            else:
+                why = "unexpected error; rebuilding from the snapshot"
+                log.error(why, exc_info=failure, attempt=attempt, delay_s=delay)
+            self.stop.wait(delay)
         self._shutdown()
         return 0
+
+    def turn(self) -> Exception | None:
+        """One turn of the run loop: a step, overlapped; on any failure the ledger is forgotten
+        (rebuilt from the snapshot next turn) and the failure returned, for run() to back off."""
+        try:
+            self.step(overlap=True)
+        except Exception as exc:  # never die: start over from the snapshot
+            self._lose_state(excused=refused_by_redis(exc))
+            return exc
+        return None
 
     def step(self, *, overlap: bool = False) -> None:
         """One turn: make sure we lead with a fresh ledger, then read, route and write one batch.
@@ -220,7 +227,9 @@ class RoutingWorker:
         if self.router is not None and not held:
             log.warning("lease lost; standing by")
             self._lose_state()
+            self._excused.clear()  # what this worker claimed is its successor's to reclaim
         if not held and not self.lease.try_acquire():
+            self._excused.clear()  # another worker leads: what this one claimed is its to reclaim
             return False
         self._renewed_at = now
         if self.router is None:
@@ -233,11 +242,16 @@ class RoutingWorker:
     def _reclaim(self) -> None:
         """Process what a crashed or deposed leader left pending, before any new entry. Reads are
         fenced (only the lease holder claims new entries), so nothing is orphaned after this."""
+        pending: set[str] = set()
         for entries in self.reader.reclaim():
-            if self.router is None:
-                return
-            self._claimed.update(dict.fromkeys(entry.entry_id for entry in entries))
+            ids = [entry.entry_id for entry in entries]
+            pending.update(ids)
+            self._claimed.update(dict.fromkeys(ids))
             self.process(entries)
+            if self.router is None:
+                return  # state lost again: stop claiming (each claim counts one more delivery)
+        # excuses of entries no longer pending (acknowledged by a step whose reply was lost, say)
+        self._excused = {k: n for k, n in self._excused.items() if k in pending}
 
     def process(self, entries: list[Entry]) -> None:
         """Route and write one batch, waiting for the write."""
@@ -293,13 +307,16 @@ class RoutingWorker:
             return True
         if not self._write(self.committer.settle):
             return False
+        self._acknowledged(batch)
+        return True
+
+    def _acknowledged(self, batch: _Batch) -> None:
         for entry in batch.entries:
             self._failures.pop(entry.entry_id, None)
             self._excused.pop(entry.entry_id, None)
             self._claimed.pop(entry.entry_id, None)
         self.processed += len(batch.entries)
         self._report(batch.effects)
-        return True
 
     def _write(self, action: Callable[[], None]) -> bool:
         """Send or settle a step; False (state lost) when Redis refused it: no longer the leader."""
@@ -310,7 +327,7 @@ class RoutingWorker:
             return False
         except Exception as exc:
             # unknown whether it landed: the snapshot will tell
-            self._lose_state(excused=isinstance(exc, redis.RedisError))
+            self._lose_state(excused=refused_by_redis(exc))
             raise
         return True
 
@@ -406,28 +423,45 @@ class RoutingWorker:
     def _lose_state(self, *, excused: bool = False) -> None:
         """Forget the in-memory ledger; the next turn rebuilds it from the committed snapshot, after
         the step in flight (if any) has run or been refused, so the snapshot read includes it.
-        `excused`: Redis refused or dropped one of our calls, so the entries claimed and not yet
-        acknowledged will be delivered again through no fault of theirs."""
+        The entries claimed and not yet acknowledged will be delivered again: through no fault of
+        theirs if `excused` (Redis refused or dropped one of our calls); entries claimed ahead and
+        never routed, and those of a step in flight that Redis refused, are excused in any case."""
         self.router = None
-        self._prefetched = None  # claimed but unacknowledged: reclaimed with the rest of the pending
-        if self.reader.reading:  # likewise what a read in flight claims; known, if it answers
+        blameless = [entry.entry_id for entry in self._prefetched or ()]
+        self._prefetched = None
+        if self.reader.reading:  # what a read in flight claimed is known, if it answers
             with contextlib.suppress(Exception):
-                self._claimed.update(dict.fromkeys(entry.entry_id for entry in self.reader.collect()))
+                blameless += [entry.entry_id for entry in self.reader.collect()]
             self.reader.abandon()
-        if self._in_flight is not None:
-            with contextlib.suppress(Exception):
-                self._finish_in_flight()
-        if excused:
-            for entry_id in self._claimed:
-                self._excused[entry_id] = self._excused.get(entry_id, 0) + 1
+        blameless += self._settle_lost()
+        for entry_id in {*self._claimed, *blameless} if excused else blameless:
+            self._excused[entry_id] = self._excused.get(entry_id, 0) + 1
         self._claimed.clear()
+
+    def _settle_lost(self) -> list[str]:
+        """Wait for the step in flight as state is lost (no nested loss of state); returns its
+        entries if Redis refused it."""
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return []
+        try:
+            self.committer.settle()
+        except FencedOut as exc:
+            log.warning("write refused: no longer the leader", error=str(exc))
+            self.lease.value = None  # a successor leads: the entries are its to reclaim
+        except Exception as exc:
+            if refused_by_redis(exc):
+                return [entry.entry_id for entry in batch.entries]
+        else:
+            self._acknowledged(batch)
+        return []
 
     def _deposed(self, what: str, exc: FencedOut) -> None:
         """Another worker leads now: what this one claimed is its successor's to reclaim."""
         log.warning(f"{what} refused: no longer the leader", error=str(exc))
         self.lease.value = None
-        self._excused.clear()
         self._lose_state()
+        self._excused.clear()
 
     def _shutdown(self) -> None:
         """Finish what is under way: the step in flight, then the batch already claimed (left

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import redis
+from support.scorers import EXPLOSIONS, POISON_PREFIX
 
 from streams.clients import Dispatcher, Slot
 from streams.keys import Keys
@@ -102,3 +103,99 @@ def test_a_graceful_stop_finishes_the_batch_already_claimed(r: redis.Redis, redi
     assert w.processed >= BATCH  # the batch whose step was in flight was finished
     pending = int(r.xpending(keys.events, "router")["pending"])
     assert pending == 0, f"{pending} entries claimed by the stopping worker were left unrouted and unacknowledged"
+
+
+def _poison_worker(redis_url: str, prefix: str, max_deliveries: int) -> RoutingWorker:
+    settings = Settings(
+        redis_url=redis_url,
+        prefix=prefix,
+        consumer="w1",
+        # a batch that fails again as it is taken over makes the turn wait a third of this
+        lease_ttl_ms=1_500,
+        block_ms=50,
+        batch_size=BATCH,
+        max_deliveries=max_deliveries,
+        ev_scorer="support.scorers:explosive",
+    )
+    return RoutingWorker(settings, redis.Redis.from_url(redis_url, socket_timeout=10), stop=StopFlag())
+
+
+def _dead_letters(r: redis.Redis, keys: Keys) -> list[tuple[str, str]]:
+    letters = [orjson.loads(f[b"data"]) for _, f in r.xrange(keys.dead)]
+    return [(orjson.loads(d["raw"])["task_id"], d["error"]) for d in letters]
+
+
+def test_a_poison_entry_in_a_backlog_does_not_take_the_batch_claimed_ahead_with_it(
+    r: redis.Redis, redis_url: str, prefix: str
+) -> None:
+    """The next batch is claimed before the poisoned one is routed; every retry of the poisoned
+    batch leaves it claimed and unrouted, which must not count against its entries."""
+    keys = Keys(prefix)
+    dispatcher = Dispatcher(r, keys)
+    for i in range(8):  # two full batches of slots
+        Slot(r, slot_id=f"s{i}", model="haiku", keys=keys).free()
+    for task_id in ("good-a", f"{POISON_PREFIX}1", "good-b", "good-c", "next-0", "next-1", "next-2", "next-3"):
+        dispatcher.publish_task(task_id, priority=50)
+    w = _poison_worker(redis_url, prefix, max_deliveries=2)
+    for _ in range(30):
+        w.turn()
+    assert _dead_letters(r, keys) == [
+        (f"{POISON_PREFIX}1", f"failed after 2 deliveries: RuntimeError: scorer exploded on {POISON_PREFIX}1")
+    ]
+    assert _assigned(r, keys) == ["good-a", "good-b", "good-c", "next-0", "next-1", "next-2", "next-3"]
+    assert _pending(r, keys) == 0
+
+
+def test_a_poison_entry_is_blamed_even_when_the_step_in_flight_is_refused_as_it_fails(
+    r: redis.Redis, redis_url: str, prefix: str
+) -> None:
+    """Routing fails on the poison while the previous batch's step, in flight, is refused by Redis
+    (a wrong-typed key): the refused step's entries are excused, the poisoned batch is not."""
+    keys = Keys(prefix)
+    dispatcher = Dispatcher(r, keys)
+    for n in range(2):  # batch 1: assigns to s0 and s1
+        Slot(r, slot_id=f"s{n}", model="haiku", keys=keys).free()
+        dispatcher.publish_task(f"t{n}", priority=50)
+    for task_id in (f"{POISON_PREFIX}2", "good-0", "good-1", "good-2"):  # batch 2
+        dispatcher.publish_task(task_id, priority=50)
+    r.set(keys.assign("s0"), "not a stream")  # batch 1's step will be refused
+    w = _poison_worker(redis_url, prefix, max_deliveries=2)
+    w.step(overlap=True)  # routes batch 1, claims batch 2, sends batch 1's step
+    w.turn()  # routes batch 2: the poison raises; batch 1's step, collected meanwhile, was refused
+    assert _assigned(r, keys) == []
+    r.delete(keys.assign("s0"))
+    EXPLOSIONS.pop(f"{POISON_PREFIX}2", None)
+    for _ in range(30):
+        w.turn()
+    assert EXPLOSIONS[f"{POISON_PREFIX}2"] == 1  # once more after the first: two deliveries in all
+    assert [task for task, _ in _dead_letters(r, keys)] == [f"{POISON_PREFIX}2"]
+    assert _assigned(r, keys) == ["t0", "t1"]  # the good ones wait for a slot: routed, not dead
+    waiting = {orjson.loads(f[b"data"])["task_id"] for _, f in r.xrange(keys.status) if b'"await_slot"' in f[b"data"]}
+    assert waiting == {"good-0", "good-1", "good-2"}
+    assert _pending(r, keys) == 0
+
+
+def test_connections_the_server_closed_while_idle_are_replaced_not_failed(
+    r: redis.Redis, redis_url: str, prefix: str
+) -> None:
+    """Redis (`timeout`) or a proxy closes idle connections; the step and the read sent ahead take
+    their connection from the pool each time, which replaces a closed one, so the first backlog
+    after a quiet spell goes through without an error (and without a rebuilt ledger)."""
+    keys = Keys(prefix)
+    settings = Settings(
+        redis_url=redis_url, prefix=prefix, consumer="w1", lease_ttl_ms=30_000, block_ms=50, batch_size=BATCH
+    )
+    client = redis.Redis.from_url(redis_url, socket_timeout=10, client_name=f"{prefix}worker")
+    w = RoutingWorker(settings, client, stop=StopFlag())
+    for backlog in ("a", "b"):
+        for i in range(4):  # two full batches
+            Slot(r, slot_id=f"{backlog}{i}", model="haiku", keys=keys).free()
+            Dispatcher(r, keys).publish_task(f"{backlog}-t{i}", priority=50, requires={})
+        failures = [w.turn() for _ in range(4)]
+        assert failures == [None] * 4
+        # the quiet spell: the server closes every connection of the worker
+        for info in r.client_list():
+            if info.get("name") == f"{prefix}worker":
+                r.client_kill_filter(_id=info["id"])
+    assert _assigned(r, keys) == [f"{b}-t{i}" for b in ("a", "b") for i in range(4)]
+    assert _pending(r, keys) == 0
