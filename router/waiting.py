@@ -29,6 +29,8 @@ Entry = tuple[float, int, str]  # (-ev, arrival seq, task_id): ascending order =
 # (order key: since_ms / ageing step - priority - ev x ev_points, -ev, seq, task_id, priority):
 # ascending order = best first in the scored order
 AgedEntry = tuple[float, float, int, str, int]
+# (-priority, -ev, arrival seq, task_id): ascending order = the override order among EV overrides
+HotEntry = tuple[int, float, int, str]
 PREMIUM_LOOKAHEAD = 32  # aged entries checked one by one before the premium list is consulted
 _AFTER_EVERY_SEQ = 2**63  # sorts after any arrival seq, for bisecting on EV alone
 _Allowed = Callable[[int, float], bool]  # may a task of this priority and EV use the free models?
@@ -122,35 +124,48 @@ class _Group:
     premium_aged: SortedList[AgedEntry] = field(default_factory=SortedList)
     premium_p50: float | None = None
     aged_of: dict[str, AgedEntry] = field(default_factory=dict)
+    # When scored: the normal entries with EV above `hot_p90` (the EV overrides under that P90), in
+    # override order; kept in step with P90 the way premium_aged is with P50. Unscored, the normal
+    # buckets answer the same question level by level.
+    hot: SortedList[HotEntry] = field(default_factory=SortedList)
+    hot_p90: float | None = None
     quest: _Buckets = field(default_factory=_Buckets)
-    normal: _Buckets = field(default_factory=_Buckets)
+    normal: _Buckets = field(default_factory=_Buckets)  # unscored only
     normal_by_ev: SortedList[Entry] = field(default_factory=SortedList)  # every normal Entry
     size: int = 0
 
     def add(self, w: WaitingTask) -> None:
-        buckets = self.quest if w.is_quest_override else self.normal
-        buckets.add(w.task.priority, w.entry)
-        if not w.is_quest_override:
-            self.normal_by_ev.add(w.entry)
-            if self.scored:
-                aged = self._aged(w)
-                self.normal_aged.add(aged)
-                self.aged_of[w.task.task_id] = aged
-                if _premium_may(aged, self.premium_p50):
-                    self.premium_aged.add(aged)
         self.size += 1
+        if w.is_quest_override:
+            self.quest.add(w.task.priority, w.entry)
+            return
+        self.normal_by_ev.add(w.entry)
+        if not self.scored:
+            self.normal.add(w.task.priority, w.entry)
+            return
+        aged = self._aged(w)
+        self.normal_aged.add(aged)
+        self.aged_of[w.task.task_id] = aged
+        if _premium_may(aged, self.premium_p50):
+            self.premium_aged.add(aged)
+        if self.hot_p90 is not None and w.ev > self.hot_p90:
+            self.hot.add(_hot(aged))
 
     def remove(self, w: WaitingTask) -> None:
-        buckets = self.quest if w.is_quest_override else self.normal
-        buckets.remove(w.task.priority, w.entry)
-        if not w.is_quest_override:
-            self.normal_by_ev.remove(w.entry)
-            if self.scored:
-                aged = self.aged_of.pop(w.task.task_id)
-                self.normal_aged.remove(aged)
-                if _premium_may(aged, self.premium_p50):
-                    self.premium_aged.remove(aged)
         self.size -= 1
+        if w.is_quest_override:
+            self.quest.remove(w.task.priority, w.entry)
+            return
+        self.normal_by_ev.remove(w.entry)
+        if not self.scored:
+            self.normal.remove(w.task.priority, w.entry)
+            return
+        aged = self.aged_of.pop(w.task.task_id)
+        self.normal_aged.remove(aged)
+        if _premium_may(aged, self.premium_p50):
+            self.premium_aged.remove(aged)
+        if self.hot_p90 is not None and w.ev > self.hot_p90:
+            self.hot.remove(_hot(aged))
 
     @property
     def scored(self) -> bool:
@@ -189,6 +204,30 @@ class _Group:
                 self.premium_aged.add(aged)
             else:
                 self.premium_aged.remove(aged)
+
+    def _sync_hot(self, p90: float) -> None:
+        """Make `hot` hold exactly the normal entries with EV above `p90`."""
+        old = self.hot_p90
+        if p90 == old:
+            return
+        if old is None:
+            self._move_hot(p90, float("inf"), join=True)
+        elif p90 > old:
+            self._move_hot(old, p90, join=False)
+        else:
+            self._move_hot(p90, old, join=True)
+        self.hot_p90 = p90
+
+    def _move_hot(self, low: float, high: float, *, join: bool) -> None:
+        """Normal entries with low < EV <= high join or leave `hot`."""
+        start = 0 if high == float("inf") else self.normal_by_ev.bisect_left((-high, -1, ""))
+        end = self.normal_by_ev.bisect_left((-low, -1, ""))
+        for _, _, task_id in self.normal_by_ev.islice(start, end):
+            entry = _hot(self.aged_of[task_id])
+            if join:
+                self.hot.add(entry)
+            else:
+                self.hot.remove(entry)
 
     def _aged(self, w: WaitingTask) -> AgedEntry:
         key = order_key(w, age_ms_per_point=self.age_ms_per_point, ev_points=self.ev_points)
@@ -235,10 +274,15 @@ class _Group:
             if allowed(priority, -head[0]):
                 quest = (priority, head)
                 break
+        # EV above P90 is above P50 too, so the premium rule never refuses these
         normal: tuple[int, Entry] | None = None
-        if ev_overrides and p90 is not None:
-            # one head per level: a level's head has its highest EV. EV above P90 is above P50 too,
-            # so the premium rule never refuses these.
+        if ev_overrides and p90 is not None and self.scored:
+            self._sync_hot(p90)
+            if self.hot:
+                first = self.hot[0]
+                normal = (-first[0], (first[1], first[2], first[3]))
+        elif ev_overrides and p90 is not None:
+            # one head per level: a level's head has its highest EV
             levels = [p for p, head in self.normal.heads.items() if -head[0] > p90]
             if levels:
                 top = max(levels)
@@ -270,6 +314,10 @@ def order_key(w: WaitingTask, *, age_ms_per_point: float, ev_points: float) -> f
     The score at any instant is -key + now / step, the same shift for every task."""
     waited = w.since_ms / age_ms_per_point if age_ms_per_point > 0 else 0.0
     return waited - (w.task.priority + ev_points * w.ev)
+
+
+def _hot(aged: AgedEntry) -> HotEntry:
+    return (-aged[4], aged[1], aged[2], aged[3])
 
 
 def _premium_may(aged: AgedEntry, p50: float | None) -> bool:
