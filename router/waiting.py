@@ -7,10 +7,14 @@ sorted by EV (highest first) then arrival. Both rules that depend on the moving 
 in matching order that may use a given set of free models is found in O(priority levels), not
 O(waiting tasks).
 
-When the non-override order is scored (ageing, or EV points, or both), a non-override task's place
-is its score, priority + EV x ev_points + waited / ageing step. The waiting term grows at the same
-rate for every task, so `since / step - priority - EV x ev_points` orders the tasks the same at every
-instant and one sorted list per group holds the scored order.
+When the non-override order is scored (ageing, or EV points, or both; the default), a non-override
+task's place is its score, priority + EV x ev_points + waited / ageing step. The waiting term grows
+at the same rate for every task, so `since / step - priority - EV x ev_points` orders the tasks the
+same at every instant and one sorted list per group holds the scored order. The thresholds that
+move with the EV window are kept as subsets: the tasks above P90 (EV overrides, in override order)
+and those premium may serve under P50, each brought up to date only when asked, by moving the
+tasks whose EV lies between the old and the new threshold; there are no priority buckets then,
+except for quest overrides.
 """
 
 from __future__ import annotations
