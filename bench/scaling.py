@@ -101,7 +101,7 @@ def memory_per_waiting(tasks: int = 20_000) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", type=int, default=2000)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", type=Path, default=RESULTS / "scaling.json")
     args = p.parse_args()
     cases: list[dict[str, Any]] = []
