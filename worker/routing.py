@@ -186,11 +186,13 @@ class RoutingWorker:
         if not self._finish_in_flight():  # refused: what was routed on top of it went with it
             return
         following = self._following(asked=asked, backlog=backlog)
-        if following is None or not self._send(batch):
+        if following is None:
             return
-        if following:
-            self._prefetched = following  # the step stays in flight until the next turn
-        else:
+        # kept before the send: should it fail, these entries were claimed and never routed
+        self._prefetched = following or None
+        if not self._send(batch):
+            return
+        if not following:  # caught up: collect the step now; else it stays in flight a turn
             self._finish_in_flight()
 
     def _following(self, *, asked: bool, backlog: bool) -> list[Entry] | None:
@@ -391,7 +393,10 @@ class RoutingWorker:
                 dry_run=effect.dry_run,
             )
             if self.on_decision is not None:
-                self.on_decision(effect)
+                try:
+                    self.on_decision(effect)
+                except Exception:  # an observer's failure is not the router's: never stop routing for it
+                    log.exception("decision hook failed", decision_id=effect.decision_id)
 
     # -- state ---------------------------------------------------------------------------------
 

@@ -199,3 +199,60 @@ def test_connections_the_server_closed_while_idle_are_replaced_not_failed(
                 r.client_kill_filter(_id=info["id"])
     assert _assigned(r, keys) == [f"{b}-t{i}" for b in ("a", "b") for i in range(4)]
     assert _pending(r, keys) == 0
+
+
+def test_the_batch_claimed_ahead_is_not_blamed_when_sending_a_step_fails(
+    r: redis.Redis, redis_url: str, prefix: str
+) -> None:
+    """The step of one batch fails to go out for a reason of ours (not Redis's): that batch is
+    blamed, the next one, claimed ahead and never routed, is not."""
+    keys = Keys(prefix)
+    dispatcher = Dispatcher(r, keys)
+    for i in range(8):  # two full batches of slot.free
+        Slot(r, slot_id=f"s{i}", model="haiku", keys=keys).free()
+    for task_id in ("a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3"):
+        dispatcher.publish_task(task_id, priority=50)
+    settings = Settings(
+        redis_url=redis_url,
+        prefix=prefix,
+        consumer="w1",
+        lease_ttl_ms=1_500,
+        block_ms=50,
+        batch_size=BATCH,
+        max_deliveries=1,
+    )
+    w = RoutingWorker(settings, redis.Redis.from_url(redis_url, socket_timeout=10), stop=StopFlag())
+    send, sends = w.committer.send, [0]
+
+    def third_send_fails(step: Any, *, fence: str | None) -> None:
+        sends[0] += 1
+        if sends[0] == 3:  # the a-batch's step, with the b-batch claimed ahead
+            raise redis.DataError("a value of ours the client cannot pack")
+        send(step, fence=fence)
+
+    w.committer.send = third_send_fails  # type: ignore[method-assign]
+    for _ in range(12):
+        w.turn()
+    assert sorted(task for task, _ in _dead_letters(r, keys)) == ["a0", "a1", "a2", "a3"]
+    assert _assigned(r, keys) == ["b0", "b1", "b2", "b3"]
+    assert _pending(r, keys) == 0
+
+
+def test_a_failing_decision_hook_does_not_stop_routing(r: redis.Redis, redis_url: str, prefix: str) -> None:
+    keys = Keys(prefix)
+    _publish_pairs(r, keys, 4)
+    settings = Settings(
+        redis_url=redis_url, prefix=prefix, consumer="w1", lease_ttl_ms=30_000, block_ms=50, batch_size=BATCH
+    )
+    seen: list[str] = []
+
+    def hook(decision: Any) -> None:
+        seen.append(decision.task.task_id)
+        raise RuntimeError("observer broke")
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=10)
+    w = RoutingWorker(settings, client, stop=StopFlag(), on_decision=hook)
+    assert [w.turn() for _ in range(4)] == [None] * 4
+    assert sorted(seen) == ["t00", "t01", "t02", "t03"]
+    assert _assigned(r, keys) == ["t00", "t01", "t02", "t03"]
+    assert _pending(r, keys) == 0
