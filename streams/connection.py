@@ -145,8 +145,9 @@ def _discard(pool: redis.ConnectionPool, conn: Any) -> None:
     pool.release(conn)
 
 
-# Failures that are Redis's side of things (unreachable, out of memory, read-only replica, busy, a
-# key of the wrong type that someone created by hand) rather than anything in the events routed:
+# Failures that are Redis's side of things (unreachable, out of memory, read-only replica, busy,
+# permissions taken away, a key of the wrong type that someone created by hand) rather than
+# anything in the events routed:
 # a worker whose writes fail for these reasons does not count the retries against the events.
 _REDIS_SIDE = (
     redis.ConnectionError,
@@ -156,6 +157,7 @@ _REDIS_SIDE = (
     redis.exceptions.TryAgainError,
     redis.exceptions.ClusterDownError,
     redis.exceptions.MasterDownError,
+    redis.exceptions.NoPermissionError,
 )
 _REDIS_SIDE_CODES = ("BUSY ", "MISCONF ", "NOREPLICAS ", "WRONGTYPE ")
 

@@ -8,6 +8,7 @@ from typing import Any
 import fakeredis
 import orjson
 import pytest
+import redis
 from redis.crc import key_slot
 
 from router.engine import Cancelled, LedgerChanges, UsageReported
@@ -24,6 +25,7 @@ from router.values import (
 )
 from streams.codec import decode, encode, entry_data
 from streams.commit import AtomicStep, Committer
+from streams.connection import refused_by_redis
 from streams.keys import DEFAULT_PREFIX, Keys
 from streams.outputs import (
     StreamCaps,
@@ -280,3 +282,22 @@ def test_add_ledger_changes_sets_and_deletes() -> None:
     assert set(r.hkeys(state.assigned)) == {b"a1"}
     assert [float(v) for v in r.lrange(state.ev_window, 0, -1)] == [0.2, 0.3, 0.4]  # capped to the window
     assert float(r.hget(state.utilisation, "acct\x1fhaiku")) == 0.25
+
+
+@pytest.mark.parametrize(
+    ("error", "redis_side"),
+    [
+        (redis.ConnectionError("Connection refused"), True),
+        (redis.TimeoutError("Timeout reading from socket"), True),
+        (redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), True),
+        (redis.exceptions.ReadOnlyError("You can't write against a read only replica."), True),
+        (redis.exceptions.NoPermissionError("this user has no permissions to run the 'xadd' command"), True),
+        (redis.ResponseError("BUSY Redis is busy running a script."), True),
+        (redis.ResponseError("WRONGTYPE router:assign:h1 holds a string, not a stream"), True),
+        (redis.ResponseError("ERR wrong number of arguments for 'xadd' command"), False),
+        (redis.DataError("Invalid input of type: 'NoneType'"), False),
+        (RuntimeError("a bug"), False),
+    ],
+)
+def test_refused_by_redis_tells_redis_side_failures_from_ours(error: Exception, redis_side: bool) -> None:
+    assert refused_by_redis(error) is redis_side
