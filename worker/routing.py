@@ -166,6 +166,8 @@ class RoutingWorker:
         Without a full batch (caught up), each step is collected at once, so nothing waits for the
         next event to be confirmed."""
         if not self._ensure_leader():
+            # standing by; or, leading, what was left pending failed again as it was taken over
+            # (then this pause is the retry's backoff)
             self.stop.wait(self.settings.lease_ttl_ms / 3000)
             return
         entries, self._prefetched = self._prefetched, None
