@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import redis
 
-from router.slots import UTIL_SEP
+from router.slots import split_utilisation_key
 from streams.keys import Keys
 
 # The page lists the longest-waiting tasks; the count and the oldest age cover the rest.
@@ -97,10 +97,9 @@ def _utilisation(raw: dict[Any, Any]) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
     for key, value in raw.items():
         text = key.decode() if isinstance(key, bytes) else str(key)
-        account, _, model = text.rpartition(UTIL_SEP)  # an account name may hold it
         number = _float(value.decode() if isinstance(value, bytes) else value)
         if number is not None:
-            out[(account, model)] = number
+            out[split_utilisation_key(text)] = number
     return out
 
 

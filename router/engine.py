@@ -78,9 +78,7 @@ class Router:
         for slot_id in self.ledger.dirty:
             changes.slots[slot_id] = self.ledger.slots[slot_id].to_json()
         self.ledger.dirty.clear()
-        for account, model in self.ledger.dirty_utilisation:
-            changes.utilisation[f"{account}{UTIL_SEP}{model}"] = self.ledger.utilisation[(account, model)]
-        self.ledger.dirty_utilisation.clear()
+        changes.utilisation = self.ledger.drain_utilisation()
         return changes
 
     # -- events ------------------------------------------------------------------------------

@@ -65,6 +65,17 @@ PoolKey = tuple[str, str]  # (model, account)
 UTIL_SEP = "\x1f"  # between account and model in the snapshot's utilisation keys
 
 
+def utilisation_key(account: str, model: str) -> str:
+    return f"{account}{UTIL_SEP}{model}"
+
+
+def split_utilisation_key(key: str) -> tuple[str, str]:
+    """(account, model) of a snapshot utilisation key: model ids never hold the separator, an
+    account name may."""
+    account, _, model = key.rpartition(UTIL_SEP)
+    return account, model
+
+
 @dataclass(slots=True)
 class Pool:
     """Slot ids of one (model, account) by state, sorted so the smallest id wins ties cheaply; free
@@ -186,9 +197,14 @@ class SlotLedger:
         for record in records:
             self.load(record)
         for key, value in utilisation.items():
-            account, _, model = key.rpartition(UTIL_SEP)  # an account name may hold the separator
-            self.utilisation[(account, model)] = value
+            self.utilisation[split_utilisation_key(key)] = value
         return records
+
+    def drain_utilisation(self) -> dict[str, float]:
+        """The utilisation changed since the last drain, by snapshot key."""
+        changed = {utilisation_key(*pool): self.utilisation[pool] for pool in self.dirty_utilisation}
+        self.dirty_utilisation.clear()
+        return changed
 
     def mark_free(self, *, slot_id: str, model: str, account: str, now_ms: int) -> SlotRecord | None:
         """Register or free a slot; returns what it was before (None if new)."""

@@ -13,8 +13,10 @@ of 256 events is a few dozen Redis calls instead of a thousand.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from router.errors import RouterError
 from streams.connection import AwaitedReply
@@ -174,18 +176,17 @@ class Committer:
     can route its next batch while Redis runs this one; `commit` does both.
 
     On a plain Redis client the steps go over a connection of their own while they run
-    (`AwaitedReply`), so nothing else waits behind them. On other clients (Redis Cluster) `send`
+    (`AwaitedScript`), so nothing else waits behind them. On other clients (Redis Cluster) `send`
     runs the step to the end and `settle` has nothing left to do."""
 
     def __init__(self, r: redis.Redis) -> None:
         self._script = r.register_script(_SCRIPT)
         # a cluster client is not a redis.Redis and has no single pool
-        self._reply = AwaitedReply(r.connection_pool) if isinstance(r, redis.Redis) else None
-        self._sent: tuple[list[str], list[Arg], str | None] | None = None
+        self._pending = AwaitedScript(self._script, r.connection_pool) if isinstance(r, redis.Redis) else None
 
     @property
     def in_flight(self) -> bool:
-        return self._sent is not None
+        return self._pending is not None and self._pending.awaiting
 
     def commit(self, step: AtomicStep, *, fence: str | None) -> None:
         """Run the step; raises FencedOut if `fence` no longer matches the leader key."""
@@ -196,36 +197,72 @@ class Committer:
         """Hand the step to Redis without waiting for it (at most one step in flight)."""
         if not step:
             return
-        if self._sent is not None:
+        if self.in_flight:
             raise RuntimeError("a step is already in flight: settle it first")
         keys, args = step.layout()
-        if self._reply is None:
+        if self._pending is None:
             self.run(keys, args, fence=fence)
-            return
-        self._reply.send("EVALSHA", self._script.sha, len(keys), *keys, fence or "", *args)
-        self._sent = (keys, args, fence)
+        else:
+            self._pending.send(keys, [fence or "", *args])
 
     def settle(self) -> None:
         """Wait for the step in flight; raises FencedOut if it was refused, or what Redis answered.
         After a connection error it is unknown whether the step ran: the caller's snapshot tells."""
+        if self.in_flight:
+            assert self._pending is not None
+            self._pending.receive()
+
+    def run(self, keys: list[str], args: list[Arg], *, fence: str | None) -> None:
+        """The script on operations already laid out (see _SCRIPT), waiting for its reply."""
+        run_fenced(self._script, keys, [fence or "", *args])
+
+
+class AwaitedScript:
+    """A fenced script sent without waiting for its reply (over a pooled connection of its own,
+    `AwaitedReply`), the reply taken later. Raises FencedOut when the script refused the caller; if
+    Redis no longer knew the script (first use, a restart, SCRIPT FLUSH), nothing ran, and
+    `receive` runs it then."""
+
+    def __init__(self, script: Script, pool: redis.ConnectionPool) -> None:
+        self._script = script
+        self._reply = AwaitedReply(pool)
+        self._sent: tuple[list[str], list[Arg]] | None = None
+
+    @property
+    def awaiting(self) -> bool:
+        return self._sent is not None
+
+    def send(self, keys: list[str], args: list[Arg]) -> None:
+        if self._sent is not None:
+            raise RuntimeError("a reply is already awaited: receive it first")
+        self._reply.send("EVALSHA", self._script.sha, len(keys), *keys, *args)
+        self._sent = (keys, args)
+
+    def receive(self) -> Any:
         sent, self._sent = self._sent, None
-        if sent is None or self._reply is None:
-            return
+        if sent is None:
+            raise RuntimeError("no reply awaited")
         try:
-            self._reply.receive()
-        except redis.exceptions.NoScriptError:  # first use, or a restart or SCRIPT FLUSH: nothing ran
-            self.run(sent[0], sent[1], fence=sent[2])
+            return self._reply.receive()
+        except redis.exceptions.NoScriptError:
+            return run_fenced(self._script, *sent)
         except redis.ResponseError as exc:
             raise_if_fenced(exc)
             raise
 
-    def run(self, keys: list[str], args: list[Arg], *, fence: str | None) -> None:
-        """The script on operations already laid out (see _SCRIPT), waiting for its reply."""
-        try:
-            self._script(keys=keys, args=[fence or "", *args])
-        except redis.ResponseError as exc:
-            raise_if_fenced(exc)
-            raise
+    def drop(self) -> None:
+        """Give up on the reply (the script may still run)."""
+        self._sent = None
+        self._reply.drop()
+
+
+def run_fenced(script: Script, keys: list[str], args: list[Arg]) -> Any:
+    """Run a fenced script and wait for its reply; raises FencedOut when it refused the caller."""
+    try:
+        return script(keys=keys, args=args)
+    except redis.ResponseError as exc:
+        raise_if_fenced(exc)
+        raise
 
 
 def raise_if_fenced(exc: redis.ResponseError) -> None:

@@ -101,10 +101,6 @@ class AwaitedReply:
         self._pool = pool
         self._conn: Any = None
 
-    @property
-    def awaiting(self) -> bool:
-        return self._conn is not None
-
     def send(self, *args: Any) -> None:
         if self._conn is not None:
             raise RuntimeError("a reply is already awaited: receive it first")

@@ -9,8 +9,7 @@ from typing import Any
 import redis
 
 from streams.codec import as_bytes, as_text, entry_data
-from streams.commit import raise_if_fenced
-from streams.connection import AwaitedReply
+from streams.commit import Arg, AwaitedScript, run_fenced
 
 # Claim new entries only while holding the lease: a deposed leader that wakes inside its loop can
 # then never take entries out of the stream's order (its successor would see later ones first).
@@ -49,8 +48,7 @@ class GroupReader:
         self.block_ms = block_ms
         self._read_script = r.register_script(_FENCED_READ)
         # a read sent ahead (send_read) goes over a connection of its own; a cluster client has no pool
-        self._reply = AwaitedReply(r.connection_pool) if isinstance(r, redis.Redis) else None
-        self._asked: tuple[str, str] | None = None  # (leader key, fence) of the read in flight
+        self._ahead = AwaitedScript(self._read_script, r.connection_pool) if isinstance(r, redis.Redis) else None
 
     def ensure_group(self) -> None:
         """Create the group at the start of the stream, so tasks published before the router first
@@ -79,53 +77,38 @@ class GroupReader:
     @property
     def reading(self) -> bool:
         """A read sent by `send_read` awaits `collect`."""
-        return self._asked is not None
+        return self._ahead is not None and self._ahead.awaiting
 
     def send_read(self, *, leader_key: str, fence: str) -> bool:
         """Ask for the next batch of new entries without waiting (fenced as `read`), so Redis
         answers while the caller works; `collect` takes the answer. False when this client cannot
         (Redis Cluster): read then."""
-        if self._reply is None:
+        if self._ahead is None:
             return False
-        if self._asked is not None:
+        if self._ahead.awaiting:
             raise RuntimeError("a read is already in flight: collect it first")
-        self._reply.send(
-            "EVALSHA", self._read_script.sha, 2, leader_key, self.stream, fence, self.group, self.consumer, self.count
-        )
-        self._asked = (leader_key, fence)
+        self._ahead.send(*self._read_call(leader_key, fence))
         return True
 
     def collect(self) -> list[Entry]:
         """The entries asked for by `send_read` ([] when nothing was new); raises FencedOut when
         the caller no longer leads."""
-        asked, self._asked = self._asked, None
-        if asked is None or self._reply is None:
+        if self._ahead is None:
             raise RuntimeError("no read in flight")
-        try:
-            reply: Any = self._reply.receive()
-        except redis.exceptions.NoScriptError:  # first use, or a restart or SCRIPT FLUSH: nothing ran
-            return self._fenced_read(*asked)[0] or []
-        except redis.ResponseError as exc:
-            raise_if_fenced(exc)
-            raise
-        return _parse_fenced(reply)[0] or []
+        return _parse_fenced(self._ahead.receive())[0] or []
 
     def abandon(self) -> None:
         """Drop a read in flight: entries it may have claimed stay pending, for the reclaim that
         follows a loss of state."""
-        self._asked = None
-        if self._reply is not None:
-            self._reply.drop()
+        if self._ahead is not None:
+            self._ahead.drop()
 
     def _fenced_read(self, leader_key: str, fence: str) -> tuple[list[Entry] | None, str]:
-        try:
-            reply: Any = self._read_script(
-                keys=[leader_key, self.stream], args=[fence, self.group, self.consumer, self.count]
-            )
-        except redis.ResponseError as exc:
-            raise_if_fenced(exc)
-            raise
-        return _parse_fenced(reply)
+        return _parse_fenced(run_fenced(self._read_script, *self._read_call(leader_key, fence)))
+
+    def _read_call(self, leader_key: str, fence: str) -> tuple[list[str], list[Arg]]:
+        """Keys and arguments of the fenced read script."""
+        return [leader_key, self.stream], [fence, self.group, self.consumer, self.count]
 
     def reclaim(self) -> Iterator[list[Entry]]:
         """Take over every pending entry of the group (after a crash or a change of leader), in

@@ -454,8 +454,7 @@ class RoutingWorker:
         try:
             self.committer.settle()
         except FencedOut as exc:
-            log.warning("write refused: no longer the leader", error=str(exc))
-            self.lease.value = None  # a successor leads: the entries are its to reclaim
+            self._no_longer_leading("write", exc)  # a successor leads: the entries are its to reclaim
         except Exception as exc:
             if refused_by_redis(exc):
                 return [entry.entry_id for entry in batch.entries]
@@ -465,10 +464,13 @@ class RoutingWorker:
 
     def _deposed(self, what: str, exc: FencedOut) -> None:
         """Another worker leads now: what this one claimed is its successor's to reclaim."""
-        log.warning(f"{what} refused: no longer the leader", error=str(exc))
-        self.lease.value = None
+        self._no_longer_leading(what, exc)
         self._lose_state()
         self._excused.clear()
+
+    def _no_longer_leading(self, what: str, exc: FencedOut) -> None:
+        log.warning(f"{what} refused: no longer the leader", error=str(exc))
+        self.lease.value = None
 
     def _shutdown(self) -> None:
         """Finish what is under way: the step in flight, then the batch already claimed (left

@@ -3,6 +3,7 @@ next batch has been routed. Real Redis, an in-process worker."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,11 +19,18 @@ from worker.signals import StopFlag
 BATCH = 4
 
 
-def _worker(redis_url: str, prefix: str) -> RoutingWorker:
-    settings = Settings(
-        redis_url=redis_url, prefix=prefix, consumer="w1", lease_ttl_ms=30_000, block_ms=50, batch_size=BATCH
-    )
-    return RoutingWorker(settings, redis.Redis.from_url(redis_url, socket_timeout=10), stop=StopFlag())
+def _worker(
+    redis_url: str,
+    prefix: str,
+    *,
+    client: redis.Redis | None = None,
+    on_decision: Callable[[Any], None] | None = None,
+    **overrides: Any,
+) -> RoutingWorker:
+    defaults = {"consumer": "w1", "lease_ttl_ms": 30_000, "block_ms": 50, "batch_size": BATCH}
+    settings = Settings(redis_url=redis_url, prefix=prefix, **{**defaults, **overrides})
+    client = client or redis.Redis.from_url(redis_url, socket_timeout=10)
+    return RoutingWorker(settings, client, stop=StopFlag(), on_decision=on_decision)
 
 
 def _publish_pairs(r: redis.Redis, keys: Keys, pairs: int) -> None:
@@ -88,10 +96,7 @@ def test_a_graceful_stop_finishes_the_batch_already_claimed(r: redis.Redis, redi
     for i in range(6):  # 12 entries: three full batches
         Slot(r, slot_id=f"s{i:02d}", model="haiku", keys=keys).free()
         Dispatcher(r, keys).publish_task(f"t{i:02d}", priority=50, requires={})
-    settings = Settings(
-        redis_url=redis_url, prefix=prefix, consumer="w1", lease_ttl_ms=30_000, block_ms=50, batch_size=BATCH
-    )
-    w = RoutingWorker(settings, redis.Redis.from_url(redis_url, socket_timeout=10), stop=StopFlag())
+    w = _worker(redis_url, prefix)
     step = w.step
 
     def one_turn_then_sigterm(**kw: object) -> None:
@@ -105,19 +110,18 @@ def test_a_graceful_stop_finishes_the_batch_already_claimed(r: redis.Redis, redi
     assert pending == 0, f"{pending} entries claimed by the stopping worker were left unrouted and unacknowledged"
 
 
+# a batch that fails again as it is taken over makes the turn wait a third of the lease TTL
+SHORT_LEASE_MS = 1_500
+
+
 def _poison_worker(redis_url: str, prefix: str, max_deliveries: int) -> RoutingWorker:
-    settings = Settings(
-        redis_url=redis_url,
-        prefix=prefix,
-        consumer="w1",
-        # a batch that fails again as it is taken over makes the turn wait a third of this
-        lease_ttl_ms=1_500,
-        block_ms=50,
-        batch_size=BATCH,
+    return _worker(
+        redis_url,
+        prefix,
+        lease_ttl_ms=SHORT_LEASE_MS,
         max_deliveries=max_deliveries,
         ev_scorer="support.scorers:explosive",
     )
-    return RoutingWorker(settings, redis.Redis.from_url(redis_url, socket_timeout=10), stop=StopFlag())
 
 
 def _dead_letters(r: redis.Redis, keys: Keys) -> list[tuple[str, str]]:
@@ -182,11 +186,8 @@ def test_connections_the_server_closed_while_idle_are_replaced_not_failed(
     their connection from the pool each time, which replaces a closed one, so the first backlog
     after a quiet spell goes through without an error (and without a rebuilt ledger)."""
     keys = Keys(prefix)
-    settings = Settings(
-        redis_url=redis_url, prefix=prefix, consumer="w1", lease_ttl_ms=30_000, block_ms=50, batch_size=BATCH
-    )
     client = redis.Redis.from_url(redis_url, socket_timeout=10, client_name=f"{prefix}worker")
-    w = RoutingWorker(settings, client, stop=StopFlag())
+    w = _worker(redis_url, prefix, client=client)
     for backlog in ("a", "b"):
         for i in range(4):  # two full batches
             Slot(r, slot_id=f"{backlog}{i}", model="haiku", keys=keys).free()
@@ -212,16 +213,7 @@ def test_the_batch_claimed_ahead_is_not_blamed_when_sending_a_step_fails(
         Slot(r, slot_id=f"s{i}", model="haiku", keys=keys).free()
     for task_id in ("a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3"):
         dispatcher.publish_task(task_id, priority=50)
-    settings = Settings(
-        redis_url=redis_url,
-        prefix=prefix,
-        consumer="w1",
-        lease_ttl_ms=1_500,
-        block_ms=50,
-        batch_size=BATCH,
-        max_deliveries=1,
-    )
-    w = RoutingWorker(settings, redis.Redis.from_url(redis_url, socket_timeout=10), stop=StopFlag())
+    w = _worker(redis_url, prefix, lease_ttl_ms=SHORT_LEASE_MS, max_deliveries=1)
     send, sends = w.committer.send, [0]
 
     def third_send_fails(step: Any, *, fence: str | None) -> None:
@@ -241,17 +233,13 @@ def test_the_batch_claimed_ahead_is_not_blamed_when_sending_a_step_fails(
 def test_a_failing_decision_hook_does_not_stop_routing(r: redis.Redis, redis_url: str, prefix: str) -> None:
     keys = Keys(prefix)
     _publish_pairs(r, keys, 4)
-    settings = Settings(
-        redis_url=redis_url, prefix=prefix, consumer="w1", lease_ttl_ms=30_000, block_ms=50, batch_size=BATCH
-    )
     seen: list[str] = []
 
     def hook(decision: Any) -> None:
         seen.append(decision.task.task_id)
         raise RuntimeError("observer broke")
 
-    client = redis.Redis.from_url(redis_url, socket_timeout=10)
-    w = RoutingWorker(settings, client, stop=StopFlag(), on_decision=hook)
+    w = _worker(redis_url, prefix, on_decision=hook)
     assert [w.turn() for _ in range(4)] == [None] * 4
     assert sorted(seen) == ["t00", "t01", "t02", "t03"]
     assert _assigned(r, keys) == ["t00", "t01", "t02", "t03"]
