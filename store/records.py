@@ -43,7 +43,7 @@ def decision_row(doc: Any, *, stream_id: str | None, recorded_at: datetime) -> R
         "chosen_model": _opt_text(doc, "chosen_model", ID_LEN),
         "alternatives_json": orjson.dumps(alternatives).decode(),
         "reason": _text(doc, "reason", None, empty_ok=True),
-        "decided_at": from_epoch_ms(_req_number(doc, "decided_at")),
+        "decided_at": _epoch_ms(doc, "decided_at"),
         "outcome": outcome,
         "reason_code": _text(doc, "reason_code", 48),
         "chosen_tier": _opt_int(doc, "chosen_tier", 0, 32_767),
@@ -88,7 +88,7 @@ def usage_row(doc: Any, *, stream_id: str | None, recorded_at: datetime, pricer:
         "output_tokens": output_tokens,
         "cost_usd": cost,
         "cost_source": source,
-        "reported_at": from_epoch_ms(_req_number(doc, "at")),
+        "reported_at": _epoch_ms(doc, "at"),
         "recorded_at": recorded_at,
         "stream_id": stream_id,
     }
@@ -123,6 +123,16 @@ def _opt_int(doc: Mapping[str, Any], key: str, low: int, high: int) -> int | Non
 
 def _number(doc: Mapping[str, Any], key: str) -> float | None:
     return None if doc.get(key) is None else _req_number(doc, key)
+
+
+def _epoch_ms(doc: Mapping[str, Any], key: str) -> datetime:
+    """A time in epoch milliseconds, as a UTC datetime; one outside what a datetime holds (years
+    1-9999) is a bad record, not a crash."""
+    value = _req_number(doc, key)
+    try:
+        return from_epoch_ms(value)
+    except (OverflowError, OSError, ValueError):
+        raise BadRecord(f"{key} {value!r} is not a time that can be stored (epoch milliseconds)"[:300]) from None
 
 
 def _req_number(doc: Mapping[str, Any], key: str) -> float:

@@ -259,6 +259,10 @@ class Recorder:
                         batch.usage_rows.append((entry.entry_id, row))
                 except BadRecord as exc:
                     batch.dead.append(self._dead(name, entry.entry_id, entry.data, str(exc)))
+                except Exception as exc:  # a record our checks missed: reading it again fails again
+                    log.exception("record could not be read", stream=self.streams[name], entry_id=entry.entry_id)
+                    error = f"could not be read as a record: {type(exc).__name__}: {exc}"[:500]
+                    batch.dead.append(self._dead(name, entry.entry_id, entry.data, error))
         return batch
 
     def _store(self, batch: Batch) -> bool:

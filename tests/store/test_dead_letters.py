@@ -14,6 +14,7 @@ from rq.serializers import JSONSerializer
 
 from store import jobs
 from streams.keys import RECORDER_GROUP, Keys
+from worker import recorder as recorder_module
 from worker.cli import main
 from worker.recorder import Recorder
 from worker.settings import Settings
@@ -34,15 +35,49 @@ def test_malformed_decisions_are_dead_lettered_and_acknowledged(
     r.xadd(keys.decisions, {"data": b"{not json"})
     r.xadd(keys.decisions, {"other": b"no data field"})
     add(r, keys.decisions, [{**synthetic(1), "outcome": "maybe"}, {**synthetic(2), "priority": "high"}, synthetic(3)])
+    add(r, keys.decisions, [{**synthetic(4), "decided_at": 1e30}, {**synthetic(5), "decided_at": 253_402_300_799_999}])
     rec = make_recorder()
-    kit.drain_until(rec, lambda: kit.count() == 2 and r.xlen(keys.dead) == 4, what="2 rows and 4 dead letters")
+    kit.drain_until(rec, lambda: kit.count() == 3 and r.xlen(keys.dead) == 5, what="3 rows and 5 dead letters")
 
-    assert sorted(kit.ids()) == ["s-0", "s-3"]
+    assert sorted(kit.ids()) == ["s-0", "s-3", "s-5"]  # the last millisecond of year 9999 is a time
     dead = kit.records(keys.dead)
     assert all(d["stream"] == "decisions" for d in dead)
     errors = " | ".join(d["error"] for d in dead)
     assert "not valid JSON" in errors and "no 'data' field" in errors
     assert "outcome 'maybe'" in errors and "priority must be an integer" in errors
+    assert "decided_at 1e+30 is not a time that can be stored" in errors
+    assert r.xpending(keys.decisions, RECORDER_GROUP)["pending"] == 0
+
+
+def test_a_record_that_breaks_the_reading_itself_is_dead_lettered_not_retried_forever(
+    r: redis.Redis,
+    prefix: str,
+    kit: Any,
+    make_recorder: Callable[..., Recorder],
+    synthetic: Callable[..., dict[str, Any]],
+    add: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A record the checks let through but the reading trips over (a bug of ours, injected here):
+    reading it again would fail again, so it goes to the dead letters (to requeue once fixed) with
+    the error, and the recorder carries on with the rest."""
+    read = recorder_module.decision_row
+
+    def trips_on_s1(doc: Any, **kw: Any) -> Any:
+        if doc.get("decision_id") == "s-1":
+            raise ZeroDivisionError("injected")
+        return read(doc, **kw)
+
+    monkeypatch.setattr(recorder_module, "decision_row", trips_on_s1)
+    keys = Keys(prefix)
+    add(r, keys.decisions, [synthetic(0), synthetic(1), synthetic(2)])
+    rec = make_recorder()
+    kit.drain_until(rec, lambda: kit.count() == 2 and r.xlen(keys.dead) == 1, what="2 rows and 1 dead letter")
+
+    assert sorted(kit.ids()) == ["s-0", "s-2"]
+    (dead,) = kit.records(keys.dead)
+    assert dead["error"] == "could not be read as a record: ZeroDivisionError: injected"
+    assert orjson.loads(dead["raw"])["decision_id"] == "s-1"  # the entry, kept whole for a requeue
     assert r.xpending(keys.decisions, RECORDER_GROUP)["pending"] == 0
 
 
