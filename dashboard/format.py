@@ -30,7 +30,10 @@ def pct(value: float | None) -> str:
 def utc(ms: int | None) -> str:
     if ms is None:
         return NONE
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):  # a time no date can hold (a snapshot edited by hand)
+        return NONE
 
 
 def duration(seconds: float | None) -> str:
@@ -47,4 +50,7 @@ def duration(seconds: float | None) -> str:
 
 
 def ago(ms: int | None, now_ms: int) -> str:
-    return NONE if ms is None else duration(max(0, now_ms - ms) / 1000)
+    try:
+        return NONE if ms is None else duration(max(0, now_ms - ms) / 1000)
+    except OverflowError:  # hundreds of digits, from a snapshot edited by hand
+        return NONE

@@ -96,8 +96,9 @@ def _slot(raw: bytes | str, utilisation: dict[tuple[str, str], float]) -> SlotVi
 def _utilisation(raw: dict[Any, Any]) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
     for key, value in raw.items():
-        text = key.decode() if isinstance(key, bytes) else str(key)
-        number = _float(value.decode() if isinstance(value, bytes) else value)
+        # keys and values are the router's, but a hand-edited hash may hold any bytes
+        text = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+        number = _float(value.decode(errors="replace") if isinstance(value, bytes) else value)
         if number is not None:
             out[split_utilisation_key(text)] = number
     return out
@@ -117,7 +118,7 @@ def _int(value: Any) -> int | None:
         return None
     try:
         return int(value) if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -126,5 +127,5 @@ def _float(value: Any) -> float | None:
         return None
     try:
         return float(value) if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None

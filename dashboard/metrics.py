@@ -10,6 +10,7 @@ read from Redis at each scrape."""
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -31,10 +32,13 @@ PAGE = 5_000
 # A scrape reads at most this many new decisions; the rest wait for the next scrape, so one
 # scrape after a long pause cannot take the dashboard down.
 MAX_PER_SCRAPE = 100_000
-# Layer names come from the dispatcher; past this many distinct ones, new names count as "other"
-# so a misbehaving producer cannot blow up the number of series.
+# Layer names come from the dispatcher (and model names from whoever writes the stream); past this
+# many distinct ones, new names count as "other", so a misbehaving producer cannot blow up the
+# number of series. An outcome outside the protocol's three makes the entry unreadable.
 MAX_LAYERS = 200
+MAX_MODELS = 200
 OTHER = "other"
+OUTCOMES = frozenset({"assigned", "await_slot", "unroutable"})
 
 
 class DecisionTail:
@@ -49,6 +53,7 @@ class DecisionTail:
         self.latency_sum_s = 0.0
         self.unreadable = 0
         self._layers: set[str] = set()
+        self._models: set[str] = set()
         self._lock = threading.Lock()
 
     def start_at_tail(self) -> None:
@@ -72,28 +77,33 @@ class DecisionTail:
                     break
 
     def _count(self, fields: dict[Any, Any] | None) -> None:
+        """Count one entry; one that cannot be read counts as unreadable, and nothing else: the
+        scrape goes on past it (it is never read again)."""
         try:
             doc = orjson.loads((fields or {}).get(b"data") or b"")
-            outcome = str(doc["outcome"])
-            model = str(doc.get("chosen_model") or "none")
-            layer = self._layer(str(doc.get("layer") or "unknown"))
+            outcome = doc["outcome"]
+            if outcome not in OUTCOMES:
+                raise ValueError(f"outcome {outcome!r}")
+            model = self._label(self._models, str(doc.get("chosen_model") or "none"), MAX_MODELS)
+            layer = self._label(self._layers, str(doc.get("layer") or "unknown"), MAX_LAYERS)
             dry_run = bool(doc.get("dry_run", False))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            latency = None if dry_run else _latency_s(doc)
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
             self.unreadable += 1
             return
         self.counts[(model, layer, outcome, "true" if dry_run else "false")] += 1
-        latency = None if dry_run else _latency_s(doc)
         if latency is not None:
             self.bucket_counts[bisect.bisect_left(LATENCY_BUCKETS_S, latency)] += 1
             self.latency_sum_s += latency
 
-    def _layer(self, layer: str) -> str:
-        if layer in self._layers:
-            return layer
-        if len(self._layers) >= MAX_LAYERS:
+    @staticmethod
+    def _label(seen: set[str], value: str, limit: int) -> str:
+        if value in seen:
+            return value
+        if len(seen) >= limit:
             return OTHER
-        self._layers.add(layer)
-        return layer
+        seen.add(value)
+        return value
 
     def families(self) -> Iterator[Metric]:
         with self._lock:
@@ -211,7 +221,9 @@ def _latency_s(doc: dict[str, Any]) -> float | None:
     if not isinstance(event_id, str) or not isinstance(decided_at, int | float):
         return None
     millis, _, _ = event_id.partition("-")
-    if not millis.isdigit():
+    # a stream entry id's milliseconds: ASCII digits that fit in 64 bits (str.isdigit alone lets
+    # other scripts' digits through, which int() refuses)
+    if not (millis.isascii() and millis.isdigit() and len(millis) <= 20) or not math.isfinite(decided_at):
         return None
     # Clocks of the worker and of Redis may differ a little; a negative gap counts as zero.
     return max(0.0, (decided_at - int(millis)) / 1000)

@@ -101,6 +101,31 @@ def test_counters_and_gauges_move_when_the_worker_routes(
     wait_for(lambda: value(scrape(client), "router_dead_letters") == 1, what="the dead letter on /metrics")
 
 
+def test_a_decision_entry_metrics_cannot_read_is_counted_once_as_unreadable(
+    sqlite_engine: Engine, make_client: MakeClient, r: redis.Redis, prefix: str
+) -> None:
+    """Entries written by hand: an entry id of other scripts' digits or of hundreds of digits (no
+    latency), an outcome outside the protocol; none may fail the scrape, or be counted twice."""
+    keys = Keys(prefix)
+    client = make_client(sqlite_engine)
+    scrape(client)  # starts at the tail
+    good = {"outcome": "assigned", "chosen_model": "haiku", "layer": "chore", "decided_at": 1_700_000_000_500}
+    for doc in (
+        {**good, "event_id": "\u00b2-0"},
+        {**good, "event_id": "9" * 400 + "-0"},
+        {**good, "outcome": {"a": 1}},
+        {**good, "event_id": "1700000000000-0"},
+    ):
+        r.xadd(keys.decisions, {"data": orjson.dumps(doc)})
+    first, second = scrape(client), scrape(client)
+    assigned = {"model": "haiku", "layer": "chore", "outcome": "assigned", "dry_run": "false"}
+    for samples in (first, second):
+        assert value(samples, "router_decisions_total", **assigned) == 3
+        assert value(samples, "router_dashboard_unreadable_decisions_total") == 1
+        assert value(samples, "router_decision_latency_seconds_count") == 1  # only the readable entry id
+        assert value(samples, "router_decision_latency_seconds_sum") == 0.5
+
+
 def test_recorder_lag_and_pending_come_from_the_recorder_group(
     sqlite_engine: Engine, make_client: MakeClient, r: redis.Redis, prefix: str
 ) -> None:

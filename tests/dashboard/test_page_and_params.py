@@ -101,6 +101,23 @@ def test_the_page_reads_utilisation_of_an_account_whose_name_holds_the_key_separ
     assert "25.0%" in client.get("/resources").text
 
 
+def test_a_hand_edited_snapshot_shows_placeholders_not_a_500(
+    seeded: Engine, make_client: MakeClient, r: redis.Redis, prefix: str
+) -> None:
+    """Times no date can hold and bytes that are not UTF-8, as a hand-edited snapshot may hold."""
+    client = make_client(seeded)
+    state = Keys(prefix).state(dry_run=False)
+    task = {"task_id": "t-far", "priority": 40, "layer": "docs", "title": "t"}
+    r.hset(state.waiting, "t-far", orjson.dumps({"task": task, "ev": 0.4, "seq": 1, "since_ms": 1e300}))
+    r.hset(state.waiting, "t-long", orjson.dumps({"task": {"task_id": "t-long"}, "since_ms": "9" * 400}))
+    slot = {"slot_id": "h1", "model": "haiku", "account": "acme", "state": "busy", "task_id": "x"}
+    r.hset(state.slots, "h1", orjson.dumps({**slot, "since_ms": 2**63 - 1, "last_heard_ms": -(10**15)}))
+    r.hset(state.utilisation, b"\xff\xfe", b"\xff")
+    response = client.get("/resources")
+    assert response.status_code == 200
+    assert 'id="awaiting-count">2<' in response.text and "t-far" in response.text and "state-busy" in response.text
+
+
 def test_the_root_redirects_to_the_page(seeded: Engine, make_client: MakeClient) -> None:
     response = make_client(seeded).get("/", follow_redirects=False)
     assert response.status_code in (302, 307) and response.headers["location"] == "/resources"
