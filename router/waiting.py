@@ -60,15 +60,10 @@ class WaitingTask:
         return q is not None and q >= OVERRIDE_QUEST_PRIORITY
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Rank:
-    """Matching order, larger first: override, then priority (for non-override tasks the score:
-    priority plus EV points plus ageing, when those are on), then EV, then earlier arrival."""
-
-    override: bool
-    priority: float
-    ev: float
-    neg_seq: int
+# Matching order, larger first: (override, priority, EV, -arrival seq). For a non-override task the
+# priority is its score (priority plus EV points plus ageing, when those are on). A plain tuple: a
+# matching round builds and compares these for every group, and tuples compare in C.
+Rank = tuple[bool, float, float, int]
 
 
 class _Buckets:
@@ -257,13 +252,13 @@ class _Group:
                 # when many blocked tasks stand ahead
                 for entry in self.normal_aged.islice(0, PREMIUM_LOOKAHEAD):
                     if allowed(entry[4], -entry[1]):
-                        return Rank(False, -entry[0], -entry[1], -entry[2]), entry[3]
+                        return (False, -entry[0], -entry[1], -entry[2]), entry[3]
                 self._sync_premium(p50)
             aged = self.premium_aged if premium_rule else self.normal_aged
             if not aged:
                 return None
             entry = aged[0]
-            return Rank(False, -entry[0], -entry[1], -entry[2]), entry[3]
+            return (False, -entry[0], -entry[1], -entry[2]), entry[3]
         return self._first_normal(p90, allowed)
 
     def _first_override(self, p90: float | None, allowed: _Allowed) -> tuple[Rank, str] | None:
@@ -300,7 +295,7 @@ class _Group:
         if found is None:
             return None
         priority, best = found
-        return Rank(True, priority, -best[0], -best[1]), best[2]
+        return (True, priority, -best[0], -best[1]), best[2]
 
     def _first_normal(self, p90: float | None, allowed: _Allowed) -> tuple[Rank, str] | None:
         for priority in self.normal.levels:
@@ -309,7 +304,7 @@ class _Group:
             if index < len(bucket):
                 entry = bucket[index]
                 if allowed(priority, -entry[0]):
-                    return Rank(False, priority, -entry[0], -entry[1]), entry[2]
+                    return (False, priority, -entry[0], -entry[1]), entry[2]
         return None
 
 
@@ -408,7 +403,7 @@ class WaitingIndex:
             found = group.first(p50=p50, p90=p90, premium_only=usable <= premium_models)
             if found is None:
                 continue
-            if (self._age_ms_per_point > 0 or self._ev_points > 0) and not found[0].override:
+            if (self._age_ms_per_point > 0 or self._ev_points > 0) and not found[0][0]:
                 found = (self._aged_rank(self.tasks[found[1]]), found[1])  # one scale for every group
             key = (self.sole_tier_first and group.sole_tier, found[0], found[1])
             if best is None or key[:2] > best[:2]:
@@ -417,4 +412,4 @@ class WaitingIndex:
 
     def _aged_rank(self, w: WaitingTask) -> Rank:
         key = order_key(w, age_ms_per_point=self._age_ms_per_point, ev_points=self._ev_points)
-        return Rank(False, -key, w.ev, -w.seq)
+        return (False, -key, w.ev, -w.seq)

@@ -25,7 +25,7 @@ from router.values import (
 )
 from streams.codec import decode, encode, entry_data
 from streams.commit import AtomicStep, Committer
-from streams.connection import refused_by_redis
+from streams.connection import _send, refused_by_redis
 from streams.keys import DEFAULT_PREFIX, Keys
 from streams.outputs import (
     StreamCaps,
@@ -301,3 +301,14 @@ def test_add_ledger_changes_sets_and_deletes() -> None:
 )
 def test_refused_by_redis_tells_redis_side_failures_from_ours(error: Exception, redis_side: bool) -> None:
     assert refused_by_redis(error) is redis_side
+
+
+def test_a_command_packed_in_one_call_is_the_bytes_redis_py_would_send() -> None:
+    """The atomic step's command is packed by hiredis in one call (streams.connection._send); what
+    goes on the wire must be exactly what redis-py's own packing would send."""
+    conn = redis.Connection()  # never connected: its packer, and a send that records the bytes
+    sent: list[bytes] = []
+    conn.send_packed_command = lambda packed, check_health=True: sent.append(b"".join(packed))  # type: ignore[method-assign]
+    args = ("EVALSHA", "ab12", 2, "k:1", "k:\u00e9\u4e2d", b"\x00\xff\r\n", 0, -5, 2**40, "", "x" * 70_000)
+    _send(conn, args)
+    assert sent == [b"".join(conn._command_packer.pack(*args))]
