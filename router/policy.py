@@ -15,9 +15,10 @@ OVERRIDE_QUEST_PRIORITY = 95
 LIST_EACH_UP_TO = 10  # slots of one pool sharing a verdict are listed one by one up to this, then grouped
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class Assessment:
-    """Steps 1-5: what the task may use, before looking at any slot."""
+    """Steps 1-5: what the task may use, before looking at any slot. (Built for every decision:
+    its `__init__` is written out so that mypyc compiles it; see router/values.py.)"""
 
     task: Task
     rateable: frozenset[str]
@@ -26,6 +27,25 @@ class Assessment:
     override: bool
     premium_blocked: bool
     unreachable: dict[str, int]
+
+    def __init__(
+        self,
+        *,
+        task: Task,
+        rateable: frozenset[str],
+        min_tier: int | None,
+        thresholds: Thresholds,
+        override: bool,
+        premium_blocked: bool,
+        unreachable: dict[str, int],
+    ) -> None:
+        self.task = task
+        self.rateable = rateable
+        self.min_tier = min_tier
+        self.thresholds = thresholds
+        self.override = override
+        self.premium_blocked = premium_blocked
+        self.unreachable = unreachable
 
     def allows(self, model: Model) -> bool:
         return model.model_id in self.rateable and not (model.is_premium and self.premium_blocked)
@@ -57,7 +77,7 @@ def is_premium_blocked(task: Task, *, ev: float, p50: float | None, min_tier: in
     return ev < p50 and task.priority < PREMIUM_BLOCK_PRIORITY
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class Routed:
     outcome: Outcome
     reason_code: ReasonCode
@@ -65,14 +85,31 @@ class Routed:
     chosen: ChosenSlot | None
     alternatives: tuple[Alternative, ...]
 
+    def __init__(
+        self,
+        *,
+        outcome: Outcome,
+        reason_code: ReasonCode,
+        reason: str,
+        chosen: ChosenSlot | None,
+        alternatives: tuple[Alternative, ...],
+    ) -> None:
+        self.outcome = outcome
+        self.reason_code = reason_code
+        self.reason = reason
+        self.chosen = chosen
+        self.alternatives = alternatives
 
-@dataclass(slots=True)
+
 class _Candidate:
-    tier: int
-    utilisation: float
-    slot_id: str
-    model: str
-    account: str
+    __slots__ = ("account", "model", "slot_id", "tier", "utilisation")
+
+    def __init__(self, tier: int, utilisation: float, slot_id: str, model: str, account: str) -> None:
+        self.tier = tier
+        self.utilisation = utilisation
+        self.slot_id = slot_id
+        self.model = model
+        self.account = account
 
 
 def route(a: Assessment, catalog: Catalog, ledger: SlotLedger, *, now_ms: int) -> Routed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import islice
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -16,8 +17,11 @@ class SlotState(StrEnum):
     GONE = "gone"
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class SlotRecord:
+    """(Built at every slot.free: its `__init__` is written out so that mypyc compiles it; see
+    router/values.py.)"""
+
     slot_id: str
     model: str
     account: str
@@ -31,12 +35,37 @@ class SlotRecord:
     # that lapses (the slot left or went silent first) can go back to waiting in its old place
     held: dict[str, Any] | None = None
 
+    def __init__(
+        self,
+        *,
+        slot_id: str,
+        model: str,
+        account: str,
+        state: SlotState,
+        since_ms: int,
+        last_heard_ms: int,
+        task_id: str | None = None,
+        decision_id: str | None = None,
+        started: bool = False,
+        held: dict[str, Any] | None = None,
+    ) -> None:
+        self.slot_id = slot_id
+        self.model = model
+        self.account = account
+        self.state = state
+        self.since_ms = since_ms
+        self.last_heard_ms = last_heard_ms
+        self.task_id = task_id
+        self.decision_id = decision_id
+        self.started = started
+        self.held = held
+
     def to_json(self) -> dict[str, Any]:
         return {
             "slot_id": self.slot_id,
             "model": self.model,
             "account": self.account,
-            "state": self.state.value,
+            "state": _STATE_TEXT[self.state],  # .value runs as Python; see values.plain
             "since_ms": self.since_ms,
             "last_heard_ms": self.last_heard_ms,
             "task_id": self.task_id,
@@ -61,6 +90,7 @@ class SlotRecord:
         )
 
 
+_STATE_TEXT: dict[SlotState, str] = {state: state.value for state in SlotState}
 PoolKey = tuple[str, str]  # (model, account)
 UTIL_SEP = "\x1f"  # between account and model in the snapshot's utilisation keys
 
@@ -100,7 +130,11 @@ NEVER_MS = 2**62
 
 class SlotLedger:
     """Every mutation goes: take the record out of the indexes, change it, put it back; so the
-    pools, the staleness order and the lapse order always agree with the records."""
+    pools, the staleness order and the lapse order always agree with the records.
+
+    The first n of a sorted list are read with itertools.islice over its iterator (C) rather than
+    SortedList.islice, which works out positions in Python first: a decision reads them for every
+    pool it explains."""
 
     def __init__(self, *, stale_after_ms: int, assignment_timeout_ms: int = NEVER_MS) -> None:
         self.stale_after_ms = stale_after_ms
@@ -139,7 +173,7 @@ class SlotLedger:
         """Up to `limit` stale free slots of the pool, longest silent first."""
         pool = self.pools[key]
         count = min(limit, self.stale_free_count(key, now_ms))
-        return [slot_id for _, slot_id in pool.free_by_heard.islice(0, count)]
+        return [slot_id for _, slot_id in islice(pool.free_by_heard, count)]
 
     def live_free_ids(self, key: PoolKey, now_ms: int, limit: int) -> list[str]:
         """Up to `limit` live free slots of the pool, smallest id first."""
@@ -147,7 +181,7 @@ class SlotLedger:
         if pool is None:
             return []
         if not self.stale_free_count(key, now_ms):  # the usual case: every free slot is live
-            return list(pool.free.islice(0, limit))
+            return list(islice(pool.free, limit))
         found: list[str] = []
         for slot_id in pool.free:
             if len(found) >= limit:
@@ -173,7 +207,7 @@ class SlotLedger:
     def lapsed(self, now_ms: int) -> list[str]:
         """Busy, unstarted slots past the assignment timeout and silent past the staleness window."""
         index = self._lapse_order.bisect_left((now_ms, ""))
-        return [slot_id for _, slot_id in self._lapse_order.islice(0, index)]
+        return [slot_id for _, slot_id in islice(self._lapse_order, index)]
 
     def counts(self) -> dict[str, int]:
         out = {state.value: 0 for state in SlotState}

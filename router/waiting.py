@@ -22,6 +22,7 @@ from __future__ import annotations
 from bisect import insort
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 
 from sortedcontainers import SortedList
 
@@ -40,8 +41,11 @@ _AFTER_EVERY_SEQ = 2**63  # sorts after any arrival seq, for bisecting on EV alo
 _Allowed = Callable[[int, float], bool]  # may a task of this priority and EV use the free models?
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class WaitingTask:
+    """(Built for every task: its `__init__` is written out so that mypyc compiles it; see
+    router/values.py.)"""
+
     task: Task
     ev: float
     seq: int
@@ -49,6 +53,25 @@ class WaitingTask:
     models: frozenset[str]
     min_tier: int
     await_decision_id: str | None = None
+
+    def __init__(
+        self,
+        *,
+        task: Task,
+        ev: float,
+        seq: int,
+        since_ms: int,
+        models: frozenset[str],
+        min_tier: int,
+        await_decision_id: str | None = None,
+    ) -> None:
+        self.task = task
+        self.ev = ev
+        self.seq = seq
+        self.since_ms = since_ms
+        self.models = models
+        self.min_tier = min_tier
+        self.await_decision_id = await_decision_id
 
     @property
     def entry(self) -> Entry:
@@ -250,7 +273,7 @@ class _Group:
                 # usually one of the first few aged tasks may use premium: look there first, and
                 # bring the premium list up to date (a cost that grows with how far P50 moved) only
                 # when many blocked tasks stand ahead
-                for entry in self.normal_aged.islice(0, PREMIUM_LOOKAHEAD):
+                for entry in islice(self.normal_aged, PREMIUM_LOOKAHEAD):
                     if allowed(entry[4], -entry[1]):
                         return (False, -entry[0], -entry[1], -entry[2]), entry[3]
                 self._sync_premium(p50)

@@ -31,11 +31,19 @@ return {0, last[1][1]}
 """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Entry:
+    """One stream entry as read. (Built for every event: not frozen and with its `__init__`
+    written out, so that mypyc compiles it; see router/values.py.)"""
+
     entry_id: str
     data: bytes | None  # None: the entry had no `data` field
-    deliveries: int = 1
+    deliveries: int
+
+    def __init__(self, entry_id: str, data: bytes | None, deliveries: int = 1) -> None:
+        self.entry_id = entry_id
+        self.data = data
+        self.deliveries = deliveries
 
 
 class GroupReader:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.engine import Cancelled, Effect, LedgerChanges, UsageReported
-from router.values import Decision, Outcome
+from router.values import Decision, Outcome, plain
 from streams.codec import encode
 from streams.commit import AtomicStep
 from streams.keys import Keys, StateKeys
@@ -54,7 +54,7 @@ def _decision(step: AtomicStep, keys: Keys, decision: Decision, *, caps: StreamC
 
 def status_message(decision: Decision) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "type": decision.outcome.value,
+        "type": plain(decision.outcome),
         "task_id": decision.task.task_id,
         "decision_id": decision.decision_id,
         "reason": decision.reason,
