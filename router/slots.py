@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -143,8 +144,11 @@ class SlotLedger:
         self.pools: dict[PoolKey, Pool] = {}
         # quota utilisation per (account, model), 0..1; unknown counts as 0
         self.utilisation: dict[PoolKey, float] = {}
-        # busy slots that have not reported task.started, by the time their assignment may lapse
-        self._lapse_order: SortedList[tuple[int, str]] = SortedList()
+        # busy slots that have not reported task.started, by the time their assignment may lapse:
+        # a heap of (time, slot id), where an entry whose slot has since changed (its time is no
+        # longer the one in _lapse_at) is left in place and skipped when it comes up; pushing is
+        # cheaper than keeping a sorted list, and slots change state at every assignment
+        self._lapse_heap: list[tuple[int, str]] = []
         self._lapse_at: dict[str, int] = {}
         self.dirty: set[str] = set()
         self.dirty_utilisation: set[PoolKey] = set()
@@ -206,8 +210,14 @@ class SlotLedger:
 
     def lapsed(self, now_ms: int) -> list[str]:
         """Busy, unstarted slots past the assignment timeout and silent past the staleness window."""
-        index = self._lapse_order.bisect_left((now_ms, ""))
-        return [slot_id for _, slot_id in islice(self._lapse_order, index)]
+        heap, due = self._lapse_heap, {}
+        while heap and heap[0][0] < now_ms:
+            at, slot_id = heapq.heappop(heap)
+            if self._lapse_at.get(slot_id) == at:
+                due[slot_id] = at
+        for slot_id, at in due.items():  # still due until the slot changes: back on the heap
+            heapq.heappush(heap, (at, slot_id))
+        return list(due)
 
     def counts(self) -> dict[str, int]:
         out = {state.value: 0 for state in SlotState}
@@ -323,16 +333,17 @@ class SlotLedger:
         elif record.state is SlotState.BUSY and not record.started:
             at = max(record.since_ms + self.assignment_timeout_ms, record.last_heard_ms + self.stale_after_ms)
             self._lapse_at[record.slot_id] = at
-            self._lapse_order.add((at, record.slot_id))
+            heapq.heappush(self._lapse_heap, (at, record.slot_id))
+            if len(self._lapse_heap) > 2 * len(self._lapse_at) + 1024:  # mostly skipped entries
+                self._lapse_heap = [(due, slot_id) for slot_id, due in self._lapse_at.items()]
+                heapq.heapify(self._lapse_heap)
 
     def _unindex(self, record: SlotRecord) -> None:
         pool = self._pool(record)
         pool.bucket(record.state).remove(record.slot_id)
         if record.state is SlotState.FREE:
             pool.free_by_heard.remove((record.last_heard_ms, record.slot_id))
-        at = self._lapse_at.pop(record.slot_id, None)
-        if at is not None:
-            self._lapse_order.remove((at, record.slot_id))
+        self._lapse_at.pop(record.slot_id, None)
 
     def _pool(self, record: SlotRecord) -> Pool:
         key = (record.model, record.account)

@@ -143,7 +143,9 @@ class _Group:
     # When scored: the normal entries a premium slot may serve under `premium_p50` (priority >= 90 or
     # EV >= P50), in aged order. P50 drifts a little per task, so moving the threshold moves only the
     # entries whose EV lies between the old and the new value (found by bisection in normal_by_ev).
-    premium_aged: SortedList[AgedEntry] = field(default_factory=SortedList)
+    # None until first asked for (a fleet or a group that never has only premium slots free never
+    # asks): then built from normal_aged and kept in step from then on.
+    premium_aged: SortedList[AgedEntry] | None = None
     premium_p50: float | None = None
     aged_of: dict[str, AgedEntry] = field(default_factory=dict)
     # When scored: the normal entries with EV above `hot_p90` (the EV overrides under that P90), in
@@ -168,7 +170,7 @@ class _Group:
         aged = self._aged(w)
         self.normal_aged.add(aged)
         self.aged_of[w.task.task_id] = aged
-        if _premium_may(aged, self.premium_p50):
+        if self.premium_aged is not None and _premium_may(aged, self.premium_p50):
             self.premium_aged.add(aged)
         if self.hot_p90 is not None and w.ev > self.hot_p90:
             self.hot.add(_hot(aged))
@@ -184,7 +186,7 @@ class _Group:
             return
         aged = self.aged_of.pop(w.task.task_id)
         self.normal_aged.remove(aged)
-        if _premium_may(aged, self.premium_p50):
+        if self.premium_aged is not None and _premium_may(aged, self.premium_p50):
             self.premium_aged.remove(aged)
         if self.hot_p90 is not None and w.ev > self.hot_p90:
             self.hot.remove(_hot(aged))
@@ -194,11 +196,15 @@ class _Group:
         """The non-override order is a score (ageing or EV points on): kept in normal_aged."""
         return self.age_ms_per_point > 0 or self.ev_points > 0
 
-    def _sync_premium(self, p50: float | None) -> None:
-        """Make premium_aged hold exactly the entries premium may serve under `p50`."""
+    def _sync_premium(self, p50: float | None) -> SortedList[AgedEntry]:
+        """premium_aged, made to hold exactly the entries premium may serve under `p50`."""
+        if self.premium_aged is None:
+            self.premium_aged = SortedList(aged for aged in self.normal_aged if _premium_may(aged, p50))
+            self.premium_p50 = p50
+            return self.premium_aged
         old = self.premium_p50
         if p50 == old:
-            return
+            return self.premium_aged
         if old is None or p50 is None:
             bound = p50 if old is None else old
             assert bound is not None
@@ -209,9 +215,12 @@ class _Group:
         else:
             self._move_premium(p50, old, join=True)
         self.premium_p50 = p50
+        return self.premium_aged
 
     def _move_premium(self, low: float, high: float, *, join: bool) -> None:
         """Entries of priority < 90 with low <= EV < high join or leave premium_aged."""
+        premium_aged = self.premium_aged
+        assert premium_aged is not None
         start = self.normal_by_ev.bisect_right((-high, _AFTER_EVERY_SEQ, ""))
         end = (
             len(self.normal_by_ev)
@@ -223,9 +232,9 @@ class _Group:
             if aged[4] >= PREMIUM_BLOCK_PRIORITY:
                 continue  # always allowed: never left the list
             if join:
-                self.premium_aged.add(aged)
+                premium_aged.add(aged)
             else:
-                self.premium_aged.remove(aged)
+                premium_aged.remove(aged)
 
     def _sync_hot(self, p90: float) -> None:
         """Make `hot` hold exactly the normal entries with EV above `p90`."""
@@ -276,8 +285,7 @@ class _Group:
                 for entry in islice(self.normal_aged, PREMIUM_LOOKAHEAD):
                     if allowed(entry[4], -entry[1]):
                         return (False, -entry[0], -entry[1], -entry[2]), entry[3]
-                self._sync_premium(p50)
-            aged = self.premium_aged if premium_rule else self.normal_aged
+            aged = self._sync_premium(p50) if premium_rule else self.normal_aged
             if not aged:
                 return None
             entry = aged[0]

@@ -112,3 +112,27 @@ def test_duplicated_slot_free_for_an_earlier_task_does_not_free_a_busy_slot(cata
         is Outcome.AWAIT_SLOT
     )
     assert router.ledger.slots["h1"].task_id == "b"
+
+
+def test_the_lapse_order_answers_exactly_the_due_slots_however_often_slots_change() -> None:
+    """Slots change state at every assignment, and each change leaves an outdated entry in the
+    lapse order for later: those must never be answered, and never pile up."""
+    from router.slots import SlotLedger
+
+    ledger = SlotLedger(stale_after_ms=1_000, assignment_timeout_ms=5_000)
+    slots = [f"s{i}" for i in range(20)]
+    for round_no in range(200):  # 4,000 assignments: far more outdated entries than slots
+        now = round_no * 100
+        for slot_id in slots:
+            ledger.mark_free(slot_id=slot_id, model="haiku", account="default", now_ms=now)
+            ledger.mark_busy(slot_id, task_id=f"t{round_no}", decision_id=f"d{round_no}", now_ms=now)
+            if round_no % 2 and slot_id < "s1":  # "s0": started, so never due
+                ledger.mark_started(slot_id, f"t{round_no}", now)
+        assert len(ledger._lapse_heap) <= 2 * len(slots) + 1024
+    last = 199 * 100  # every busy slot was assigned then; due once its time has passed
+    assert ledger.lapsed(last + 5_000) == []  # at the lapse time exactly: not yet
+    due = ledger.lapsed(last + 5_001)
+    assert sorted(due) == sorted(s for s in slots if s != "s0")
+    assert ledger.lapsed(last + 5_001) == due  # asking again changes nothing
+    ledger.mark_started("s1", "t199", last + 5_002)
+    assert "s1" not in ledger.lapsed(last + 6_000)
