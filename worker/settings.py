@@ -113,6 +113,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     values: dict[str, Any] = {}
     for name, (field_name, parser) in _ENV.items():
         raw = env.get(name)
+        if name == "ROUTER_PREFIX" and raw == "":
+            # an empty value would fall back to the default, which is the live router's prefix
+            raise ConfigError("ROUTER_PREFIX is set but empty: unset it to use the default 'router:'")
         if raw is None or raw == "":
             continue
         try:
@@ -124,27 +127,54 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     return settings
 
 
+# Every number's allowed range (inclusive), so a typo fails at start with a message instead of
+# deep inside Redis or the database (a negative MAXLEN half-writes an atomic step; a negative
+# retention deletes every row; NaN and huge values overflow timers). 0 means "uncapped" for the
+# stream caps and "keep none beyond what is stored" for decisions_keep.
+_DAY_S = 86_400.0
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    "batch_size": (1, 100_000),
+    "block_ms": (1, 3_600_000),
+    "max_event_bytes": (1, 64 * 1024 * 1024),
+    "max_deliveries": (1, 1_000),
+    "ev_window": (1, 10_000_000),
+    "lease_ttl_ms": (1, 86_400_000),
+    "recorder_batch": (1, 100_000),
+    "status_maxlen": (0, 2**62),
+    "assign_maxlen": (0, 2**62),
+    "decisions_maxlen": (0, 2**62),
+    "decisions_keep": (0, 2**62),
+}
+# (low, high, low allowed): a float must be finite and within the range
+_FLOAT_RANGES: dict[str, tuple[float, float, bool]] = {
+    "stale_after_s": (0.0, 365 * _DAY_S, False),
+    "assignment_timeout_s": (0.0, 365 * _DAY_S, False),
+    "retention_days": (0.0, 36_500.0, False),
+    "ev_priority_points": (0.0, 1e12, True),
+    "age_s_per_priority_point": (0.0, 1e12, True),
+}
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
 def _check(s: Settings) -> None:
-    positive = (
-        "batch_size",
-        "block_ms",
-        "max_event_bytes",
-        "max_deliveries",
-        "ev_window",
-        "lease_ttl_ms",
-        "recorder_batch",
-    )
-    for name in positive:
-        if getattr(s, name) <= 0:
-            raise ConfigError(f"{name} must be positive, got {getattr(s, name)}")
-    for name in ("ev_priority_points", "age_s_per_priority_point"):
+    for name, (low, high) in _INT_RANGES.items():
         value = getattr(s, name)
-        if not 0 <= value < float("inf"):
-            raise ConfigError(f"{name} must be 0 (off) or a positive number, got {value}")
-    if s.stale_after_s <= 0:
-        raise ConfigError(f"stale_after_s must be positive, got {s.stale_after_s}")
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be an integer from {low:,} to {high:,}, got {value}")
+    for name, (low_f, high_f, low_ok) in _FLOAT_RANGES.items():
+        value = getattr(s, name)
+        above_low = value >= low_f if low_ok else value > low_f
+        if not (above_low and value <= high_f):  # NaN fails both
+            bound = "0 or more" if low_ok else "more than 0"
+            raise ConfigError(f"{name} must be a number {bound} and at most {high_f:g}, got {value}")
     if not s.prefix:
         raise ConfigError("ROUTER_PREFIX must not be empty")
+    if not s.consumer:
+        raise ConfigError("the consumer name (ROUTER_CONSUMER) must not be empty")
+    if s.log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"ROUTER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}")
+    if s.ev_scorer is not None and not all(part.strip() for part in s.ev_scorer.partition(":")[::2]):
+        raise ConfigError(f"ROUTER_EV_SCORER must be 'module:function', got {s.ev_scorer!r}")
     problem = cluster_prefix_problem(s.redis_url, s.prefix)
     if problem is not None:
         raise ConfigError(problem)

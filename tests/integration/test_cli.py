@@ -70,4 +70,4 @@ def test_unreachable_redis_is_a_clear_message_not_a_traceback() -> None:
 def test_bad_setting_is_a_clear_message() -> None:
     result = _router("worker", "--batch-size", "0", env={})
     assert result.returncode == 2
-    assert "batch_size must be positive" in result.stderr
+    assert "batch_size must be an integer from 1 to 100,000, got 0" in result.stderr

@@ -44,16 +44,53 @@ def test_overrides_win_over_environment() -> None:
     ("env", "message"),
     [
         ({"ROUTER_BATCH_SIZE": "many"}, "ROUTER_BATCH_SIZE='many' is not a valid int"),
-        ({"ROUTER_BLOCK_MS": "0"}, "block_ms must be positive"),
-        ({"ROUTER_STALE_AFTER_S": "-1"}, "stale_after_s must be positive"),
+        ({"ROUTER_BLOCK_MS": "0"}, "block_ms must be an integer from 1 to 3,600,000, got 0"),
+        ({"ROUTER_BLOCK_MS": "99999999999999"}, "block_ms must be an integer from 1"),
+        ({"ROUTER_BATCH_SIZE": "99999999999999999999"}, "batch_size must be an integer from 1 to 100,000"),
+        ({"ROUTER_STALE_AFTER_S": "-1"}, "stale_after_s must be a number more than 0"),
+        ({"ROUTER_STALE_AFTER_S": "nan"}, "stale_after_s must be a number more than 0"),
+        ({"ROUTER_ASSIGNMENT_TIMEOUT_S": "inf"}, "assignment_timeout_s must be a number more than 0"),
+        ({"ROUTER_ASSIGNMENT_TIMEOUT_S": "-1"}, "assignment_timeout_s must be a number more than 0"),
+        # a negative retention would delete every row; a negative MAXLEN half-writes an atomic step
+        ({"ROUTER_RETENTION_DAYS": "-1"}, "retention_days must be a number more than 0"),
+        ({"ROUTER_RETENTION_DAYS": "800000"}, "retention_days must be a number more than 0 and at most 36500"),
+        ({"ROUTER_STATUS_MAXLEN": "-1"}, "status_maxlen must be an integer from 0"),
+        ({"ROUTER_ASSIGN_MAXLEN": "-1"}, "assign_maxlen must be an integer from 0"),
+        ({"ROUTER_DECISIONS_MAXLEN": "-1"}, "decisions_maxlen must be an integer from 0"),
+        ({"ROUTER_DECISIONS_KEEP": "-1"}, "decisions_keep must be an integer from 0"),
+        ({"ROUTER_PREFIX": ""}, "ROUTER_PREFIX is set but empty"),
+        ({"ROUTER_CONSUMER": " "}, None),  # a blank name is a name
+        ({"ROUTER_LOG_LEVEL": "bogus"}, "ROUTER_LOG_LEVEL must be one of debug, info, warning, error, critical"),
+        ({"ROUTER_EV_SCORER": ":x"}, "ROUTER_EV_SCORER must be 'module:function'"),
+        ({"ROUTER_EV_SCORER": "pkg.mod"}, "ROUTER_EV_SCORER must be 'module:function'"),
         ({"ROUTER_SOLE_TIER_FIRST": "maybe"}, "ROUTER_SOLE_TIER_FIRST='maybe' is not a valid boolean"),
-        ({"ROUTER_EV_PRIORITY_POINTS": "-5"}, "ev_priority_points must be 0 \\(off\\) or a positive number"),
-        ({"ROUTER_AGE_S_PER_PRIORITY_POINT": "inf"}, "age_s_per_priority_point must be 0"),
+        ({"ROUTER_EV_PRIORITY_POINTS": "-5"}, "ev_priority_points must be a number 0 or more"),
+        ({"ROUTER_AGE_S_PER_PRIORITY_POINT": "inf"}, "age_s_per_priority_point must be a number 0 or more"),
     ],
 )
-def test_bad_values_are_refused_with_the_variable_named(env: dict[str, str], message: str) -> None:
+def test_bad_values_are_refused_with_the_variable_named(env: dict[str, str], message: str | None) -> None:
+    if message is None:
+        load_settings(env)
+        return
     with pytest.raises(ConfigError, match=message):
         load_settings(env)
+
+
+def test_the_edges_of_every_range_are_accepted() -> None:
+    s = load_settings(
+        {
+            "ROUTER_STATUS_MAXLEN": "0",
+            "ROUTER_DECISIONS_KEEP": "0",
+            "ROUTER_BATCH_SIZE": "100000",
+            "ROUTER_RETENTION_DAYS": "36500",
+            "ROUTER_EV_PRIORITY_POINTS": "0",
+            "ROUTER_LOG_LEVEL": "WARNING",
+            "ROUTER_EV_SCORER": "support.scorers:explosive",
+        }
+    )
+    assert (s.status_maxlen, s.decisions_keep, s.batch_size, s.retention_days) == (0, 0, 100_000, 36_500.0)
+    with pytest.raises(ConfigError, match="consumer name"):
+        load_settings({}, consumer="")
 
 
 def test_passwords_never_show_in_repr_or_log_form() -> None:
