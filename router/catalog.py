@@ -113,6 +113,8 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogError(f"cannot read catalogue {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"cannot read catalogue {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     return parse_catalog(text, source=str(path))
 
 
@@ -178,6 +180,7 @@ def _int_in(entry: Mapping[str, Any], key: str, low: int, high: int, where: str)
 
 def _price(entry: Mapping[str, Any], key: str, where: str) -> float:
     value = entry.get(key)
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        raise CatalogError(f"{where}: {key} must be a non-negative number, got {value!r}")
+    # `not 0 <= value < inf` also refuses NaN, which TOML allows (`nan`) and `value < 0` lets through
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < float("inf"):
+        raise CatalogError(f"{where}: {key} must be a finite non-negative number, got {value!r}")
     return float(value)

@@ -234,15 +234,23 @@ _MODEL = 'provider = "p"\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 1\n'
         (f"[models.m2]\ntier = 1\n{_MODEL}capabilities = 5\n", ["model 'm2'", "capabilities must be a table"]),
         (
             "[models.m3]\ntier = 2\ninput_usd_per_mtok = -1\noutput_usd_per_mtok = 1\n",
-            ["model 'm3'", "input_usd_per_mtok must be a non-negative number, got -1"],
+            ["model 'm3'", "input_usd_per_mtok must be a finite non-negative number, got -1"],
         ),
         (
             "[models.m3]\ntier = 2\ninput_usd_per_mtok = 1\n",
-            ["model 'm3'", "output_usd_per_mtok must be a non-negative number, got None"],
+            ["model 'm3'", "output_usd_per_mtok must be a finite non-negative number, got None"],
         ),
         (
             '[models.m3]\ntier = 2\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = "cheap"\n',
-            ["model 'm3'", "output_usd_per_mtok must be a non-negative number, got 'cheap'"],
+            ["model 'm3'", "output_usd_per_mtok must be a finite non-negative number, got 'cheap'"],
+        ),
+        (
+            "[models.m3]\ntier = 2\ninput_usd_per_mtok = nan\noutput_usd_per_mtok = 1\n",
+            ["model 'm3'", "input_usd_per_mtok must be a finite non-negative number, got nan"],
+        ),
+        (
+            "[models.m3]\ntier = 2\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = inf\n",
+            ["model 'm3'", "output_usd_per_mtok must be a finite non-negative number, got inf"],
         ),
         (
             f"[models.ok]\ntier = 1\n{_MODEL}[layers.chore]\ninput_tokens = -5\noutput_tokens = 1\n",
@@ -264,6 +272,13 @@ def test_catalog_errors_name_the_source_and_the_entry(text: str, fragments: list
 def test_load_catalog_from_a_missing_path_names_it() -> None:
     with pytest.raises(CatalogError, match=r"cannot read catalogue /nonexistent/cat\.toml"):
         load_catalog("/nonexistent/cat.toml")
+
+
+def test_load_catalog_from_a_file_that_is_not_text_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(CatalogError, match=r"cannot read catalogue .*c\.toml: not UTF-8 text"):
+        load_catalog(path)
 
 
 def test_load_catalog_from_a_file(tmp_path: Path) -> None:
