@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from router.engine import RouterConfig
 from router.errors import ConfigError
 from sim.fleet import load_fleet
+from sim.outputs import check_output
 from sim.policies import POLICIES
 from sim.report import goals, goals_text, scenario_json, table, write_json
 from sim.run import PolicySpec, ScenarioResult, run_scenario
@@ -18,6 +20,34 @@ from sim.workload import TaskMapping
 
 DEFAULT_FLEETS = ("2-4-10", "4-4-4")
 DEFAULT_TRACES = ("azure-code",)
+# Offered load bounds: outside them the arrival rescaling under- or overflows a float (a load of 1e-320
+# divides by zero); 1,000x the fleet's capacity is already "everything arrives at once".
+MIN_LOAD, MAX_LOAD = 0.001, 1000.0
+# The rules the worker applies to the same settings (worker/settings.py `_check`), so the simulated
+# router runs only with settings a real one would accept. The worker has no rule for the last two;
+# router/engine.py needs a timeout it can turn into milliseconds and a count it can trim a dict to.
+POSITIVE_SETTINGS = frozenset({"ev_window", "stale_after_s", "assignment_timeout_s"})
+NON_NEGATIVE_SETTINGS = frozenset({"ev_priority_points", "age_s_per_priority_point", "remember_assigned"})
+
+
+def positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def offered_load(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+    if not MIN_LOAD <= value <= MAX_LOAD:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number from {MIN_LOAD:g} to {MAX_LOAD:g}, got {raw}")
+    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,17 +58,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--fleet", action="append", help="fleet TOML path or name in sim/fleets (repeatable; default 2-4-10 and 4-4-4)"
     )
     p.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated, from {', '.join(POLICIES)}")
-    p.add_argument("--limit", type=int, help="replay only the first N rows of each trace")
+    p.add_argument("--limit", type=positive_int, help="replay only the first N rows of each trace")
     p.add_argument("--seed", type=int, default=TaskMapping().seed, help="seed of the row-to-task mapping")
     p.add_argument(
-        "--load", type=float, default=TaskMapping().offered_load, help="offered load the arrivals are rescaled to"
+        "--load",
+        type=offered_load,
+        default=TaskMapping().offered_load,
+        help=f"offered load the arrivals are rescaled to ({MIN_LOAD:g} to {MAX_LOAD:g})",
     )
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a RouterConfig setting for the router policy"
     )
     p.add_argument("--sweep", metavar="KEY=V1,V2,...", help="also run the router once per value of one setting")
     p.add_argument("--json", type=Path, help="write every scenario's figures to this JSON file")
-    p.add_argument("--plot", type=Path, help="write the cost / waiting plot to this PNG file")
+    p.add_argument(
+        "--plot", type=Path, help="write the cost / waiting plot to this file (.png, .svg or .pdf; no extension: PNG)"
+    )
     p.add_argument("--markdown", action="store_true", help="print Markdown tables instead of aligned text")
     p.add_argument("--traces-dir", type=Path, help="read traces from here instead of sim/traces")
 
@@ -47,11 +82,13 @@ def run(args: argparse.Namespace) -> int:
     base_config = _config(RouterConfig(), args.set)
     specs = _policies(args.policies, base_config)
     specs += _sweep(args.sweep, base_config)
+    _check_unique_names(specs)
+    _check_outputs(args)  # before the run: a bad path should not cost the minutes a run takes
+    fleets = [load_fleet(name) for name in args.fleet or DEFAULT_FLEETS]  # all checked before the first run
     mapping = TaskMapping(seed=args.seed, offered_load=args.load)
     results: list[ScenarioResult] = []
     for trace in args.trace or DEFAULT_TRACES:
-        for fleet_name in args.fleet or DEFAULT_FLEETS:
-            fleet = load_fleet(fleet_name)
+        for fleet in fleets:
             result = run_scenario(trace, fleet, specs, mapping=mapping, limit=args.limit, traces_dir=args.traces_dir)
             results.append(result)
             heading = f"{trace} on fleet {fleet.name}: {result.tasks} tasks"
@@ -73,22 +110,44 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    if args.json:
+        check_output(args.json, "--json")
+    if args.plot:
+        from sim.plot import image_format  # matplotlib loads only when a plot is asked for
+
+        image_format(args.plot)
+        check_output(args.plot, "--plot")
+
+
 def _policies(text: str, config: RouterConfig) -> list[PolicySpec]:
     specs = []
     for name in (n.strip() for n in text.split(",") if n.strip()):
         if name not in POLICIES:
             raise ConfigError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}")
         specs.append(PolicySpec(name=name, config=config if name == "router" else None))
+    if not specs:
+        raise ConfigError(f"--policies {text!r} names no policy; known: {', '.join(POLICIES)}")
     return specs
 
 
 def _sweep(text: str | None, config: RouterConfig) -> list[PolicySpec]:
-    if not text:
+    if text is None:
         return []
-    key, _, values = text.partition("=")
-    return [
-        PolicySpec(name=f"router[{key}={v}]", config=_config(config, [f"{key}={v}"])) for v in values.split(",") if v
-    ]
+    key, sep, joined = text.partition("=")
+    values = [v.strip() for v in joined.split(",")]
+    if not sep or not key or not all(values):
+        raise ConfigError(f"--sweep {text!r}: expected KEY=V1,V2,... with no empty value")
+    return [PolicySpec(name=f"router[{key}={v}]", config=_config(config, [f"{key}={v}"])) for v in values]
+
+
+def _check_unique_names(specs: list[PolicySpec]) -> None:
+    # a policy listed twice would print the same row twice and overwrite itself in the goals
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise ConfigError(f"policy {spec.name} is asked for twice")
+        seen.add(spec.name)
 
 
 def _config(config: RouterConfig, assignments: list[str]) -> RouterConfig:
@@ -97,12 +156,25 @@ def _config(config: RouterConfig, assignments: list[str]) -> RouterConfig:
     for item in assignments:
         key, sep, raw = item.partition("=")
         if not sep or key not in known:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(known)}")
-        changes[key] = _parse(raw, getattr(config, key))
+            raise ConfigError(f"setting {item!r}: expected KEY=VALUE with KEY one of {', '.join(known)}")
+        changes[key] = _setting(key, raw, getattr(config, key))
     return replace(config, **changes)
 
 
-def _parse(raw: str, current: Any) -> Any:
+def _setting(key: str, raw: str, current: Any) -> Any:
+    value = _parse(key, raw, current)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if not math.isfinite(value):
+        raise ConfigError(f"setting {key}={raw}: must be a finite number")
+    if key in POSITIVE_SETTINGS and value <= 0:
+        raise ConfigError(f"setting {key}={raw}: must be positive")
+    if key in NON_NEGATIVE_SETTINGS and value < 0:
+        raise ConfigError(f"setting {key}={raw}: must be 0 or more")
+    return value
+
+
+def _parse(key: str, raw: str, current: Any) -> Any:
     try:
         if isinstance(current, bool):
             if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -113,5 +185,5 @@ def _parse(raw: str, current: Any) -> Any:
         if isinstance(current, float):
             return float(raw)
     except ValueError:
-        raise ConfigError(f"{raw!r} is not a valid {type(current).__name__}") from None
+        raise ConfigError(f"setting {key}={raw}: not a valid {type(current).__name__}") from None
     return raw

@@ -15,9 +15,12 @@ matplotlib.use("Agg")  # files only: no display on servers or in CI
 
 import matplotlib.pyplot as plt
 
+from router.errors import ConfigError
 from sim.metrics import Metrics
+from sim.outputs import prepare_parent
 from sim.run import ScenarioResult
 
+IMAGE_FORMATS = ("png", "svg", "pdf")  # what --plot writes; the formats matplotlib draws without extra tools
 PANELS = (("top_decile_wait_p95_s", "top-EV-decile wait p95 (s)"), ("wait_p95_s", "all-task wait p95 (s)"))
 
 
@@ -60,6 +63,20 @@ def plot(results: Sequence[ScenarioResult], path: Path, *, title: str = "") -> N
             ax.tick_params(labelsize=7)
     fig.suptitle(title or "model-router what-if: cost against waiting per policy (line: router settings sweep)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        prepare_parent(path)
+        fig.savefig(path, dpi=110, format=image_format(path))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        plt.close(fig)
+
+
+def image_format(path: Path) -> str:
+    """The format the extension names; no extension means PNG, written at exactly the path given."""
+    extension = path.suffix.lower().lstrip(".")
+    if not extension:
+        return "png"
+    if extension not in IMAGE_FORMATS:
+        raise ConfigError(f"--plot {path}: unknown image format {path.suffix!r}; use {', '.join(IMAGE_FORMATS)}")
+    return extension

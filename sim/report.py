@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from router.errors import ConfigError
 from sim.metrics import Metrics
+from sim.outputs import prepare_parent
 from sim.run import ScenarioResult
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -112,5 +114,8 @@ def _clean(value: Any) -> Any:
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    prepare_parent(path)
+    try:
+        path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc

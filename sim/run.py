@@ -42,7 +42,8 @@ def scenario_tasks(
     trace: str, fleet: Fleet, *, mapping: TaskMapping, limit: int | None, traces_dir: Path | None = None
 ) -> list[SimTask]:
     arrivals = load_trace(trace, limit=limit, traces_dir=traces_dir)
-    return build_tasks(arrivals, load_difficulties(traces_dir), slot_count=fleet.slot_count, mapping=mapping)
+    difficulties = load_difficulties(traces_dir, known=mapping.difficulty)
+    return build_tasks(arrivals, difficulties, slot_count=fleet.slot_count, mapping=mapping)
 
 
 def run_policies(
