@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from itertools import chain, islice
 
@@ -159,57 +159,67 @@ def _choose(candidates: list[_Candidate], *, override: bool) -> _Candidate | Non
 
 def _explain(
     a: Assessment, catalog: Catalog, ledger: SlotLedger, now_ms: int, chosen: _Candidate | None
-) -> Iterable[Alternative]:
+) -> list[Alternative]:
     """Verdicts per pool: busy and gone slots share one verdict each, so only free slots are looked at
-    one by one; that keeps a decision's cost proportional to pools and free slots, not the fleet."""
+    one by one; that keeps a decision's cost proportional to pools and free slots, not the fleet.
+    (The helpers append to one list: every decision runs this, and nested generators cost more
+    than the verdicts themselves.)"""
+    out: list[Alternative] = []
     for (model_id, account), pool in sorted(ledger.pools.items()):
         model = catalog.models.get(model_id)
         if model is None or not len(pool):
             continue
-        yield from _listed(model, account, Verdict.GONE, None, pool.gone)
+        _listed(out, model, account, Verdict.GONE, None, pool.gone)
         if model.model_id not in a.rateable:
-            yield from _listed(model, account, Verdict.INCAPABLE, _shortfall_text(model, a.task), pool.free, pool.busy)
+            _listed(out, model, account, Verdict.INCAPABLE, _shortfall_text(model, a.task), pool.free, pool.busy)
         elif model.is_premium and a.premium_blocked:
-            yield from _listed(model, account, Verdict.PREMIUM_BLOCKED, None, pool.free, pool.busy)
+            _listed(out, model, account, Verdict.PREMIUM_BLOCKED, None, pool.free, pool.busy)
         else:
-            yield from _listed(model, account, Verdict.BUSY, None, pool.busy)
-            yield from _free_verdicts(model, account, pool.free, ledger, now_ms, chosen)
+            _listed(out, model, account, Verdict.BUSY, None, pool.busy)
+            _free_verdicts(out, model, account, pool.free, ledger, now_ms, chosen)
+    return out
 
 
 def _free_verdicts(
-    model: Model, account: str, free: Collection[str], ledger: SlotLedger, now_ms: int, chosen: _Candidate | None
-) -> Iterable[Alternative]:
+    out: list[Alternative],
+    model: Model,
+    account: str,
+    free: Collection[str],
+    ledger: SlotLedger,
+    now_ms: int,
+    chosen: _Candidate | None,
+) -> None:
     """Stale slots, then the chosen one, then the live rest: every live free slot of a pool shares one
     verdict (bar the chosen), so a pool costs O(log n) plus what is listed, however many are free."""
     key = (model.model_id, account)
     stale = ledger.stale_free_count(key, now_ms)
     if stale:
-        yield from _stale(model, account, ledger, now_ms, stale)
+        _stale(out, model, account, ledger, now_ms, stale)
     live = len(free) - stale
     if live <= 0:
         return
     if chosen is None or (chosen.model, chosen.account) == key:
         chosen_id = chosen.slot_id if chosen else None
         # with no choice made a live, allowed free slot cannot exist: route() would have chosen one
-        yield _one(model, account, Verdict.CHOSEN, None, chosen_id or ledger.live_free_ids(key, now_ms, 1)[0])
+        out.append(_one(model, account, Verdict.CHOSEN, None, chosen_id or ledger.live_free_ids(key, now_ms, 1)[0]))
         rest = [i for i in ledger.live_free_ids(key, now_ms, LIST_EACH_UP_TO + 1) if i != chosen_id]
         detail = f"slot id after {chosen_id}" if chosen_id else None
-        yield from _listed_ids(model, account, Verdict.TIE_BREAK, detail, rest[:LIST_EACH_UP_TO], live - 1)
+        _listed_ids(out, model, account, Verdict.TIE_BREAK, detail, rest[:LIST_EACH_UP_TO], live - 1)
         return
     util = ledger.utilisation_of(account, model.model_id)
     verdict, detail = _live_verdict(model, util, chosen)
-    yield from _listed_ids(model, account, verdict, detail, ledger.live_free_ids(key, now_ms, LIST_EACH_UP_TO), live)
+    _listed_ids(out, model, account, verdict, detail, ledger.live_free_ids(key, now_ms, LIST_EACH_UP_TO), live)
 
 
-def _stale(model: Model, account: str, ledger: SlotLedger, now_ms: int, count: int) -> Iterable[Alternative]:
+def _stale(out: list[Alternative], model: Model, account: str, ledger: SlotLedger, now_ms: int, count: int) -> None:
     ids = ledger.stale_free_ids((model.model_id, account), now_ms, LIST_EACH_UP_TO)
     if count <= LIST_EACH_UP_TO:
         for slot_id in sorted(ids):
             silent_s = (now_ms - ledger.slots[slot_id].last_heard_ms) // 1000
-            yield _one(model, account, Verdict.STALE, f"last heard {silent_s}s ago", slot_id)
+            out.append(_one(model, account, Verdict.STALE, f"last heard {silent_s}s ago", slot_id))
         return
     detail = f"not heard from for over {ledger.stale_after_ms // 1000}s"
-    yield from _listed_ids(model, account, Verdict.STALE, detail, ids, count)
+    _listed_ids(out, model, account, Verdict.STALE, detail, ids, count)
 
 
 def _live_verdict(model: Model, util: float, chosen: _Candidate) -> tuple[Verdict, str | None]:
@@ -227,17 +237,23 @@ def _one(model: Model, account: str, verdict: Verdict, detail: str | None, slot_
 
 
 def _listed_ids(
-    model: Model, account: str, verdict: Verdict, detail: str | None, first: list[str], total: int
-) -> Iterable[Alternative]:
+    out: list[Alternative],
+    model: Model,
+    account: str,
+    verdict: Verdict,
+    detail: str | None,
+    first: list[str],
+    total: int,
+) -> None:
     """`total` slots sharing a verdict, of which `first` are the first few: one by one up to the
     listing limit, else one grouped entry."""
     if total <= 0:
         return
     if total <= LIST_EACH_UP_TO:
-        for slot_id in first:
-            yield _one(model, account, verdict, detail, slot_id)
-    else:
-        yield Alternative(
+        out.extend(_one(model, account, verdict, detail, slot_id) for slot_id in first)
+        return
+    out.append(
+        Alternative(
             slot_id=None,
             model=model.model_id,
             account=account,
@@ -247,26 +263,28 @@ def _listed_ids(
             count=total,
             slot_ids=tuple(first[:LIST_EACH_UP_TO]),
         )
+    )
 
 
 def _listed(
-    model: Model, account: str, verdict: Verdict, detail: str | None, *buckets: Collection[str]
-) -> Iterable[Alternative]:
+    out: list[Alternative], model: Model, account: str, verdict: Verdict, detail: str | None, *buckets: Collection[str]
+) -> None:
     """Every slot of `buckets`, sharing one verdict."""
     total = sum(len(b) for b in buckets)
-    if not total:
-        return ()
-    first = list(islice(chain(*buckets), LIST_EACH_UP_TO))
-    return _listed_ids(model, account, verdict, detail, first, total)
+    if total:
+        first = list(islice(chain(*buckets), LIST_EACH_UP_TO))
+        _listed_ids(out, model, account, verdict, detail, first, total)
 
 
-def _incapable_alternatives(a: Assessment, catalog: Catalog, ledger: SlotLedger) -> Iterable[Alternative]:
+def _incapable_alternatives(a: Assessment, catalog: Catalog, ledger: SlotLedger) -> list[Alternative]:
+    out: list[Alternative] = []
     for (model_id, account), pool in sorted(ledger.pools.items()):
         model = catalog.models.get(model_id)
         if model is None or not len(pool):
             continue
         text = _shortfall_text(model, a.task)
-        yield from _listed(model, account, Verdict.INCAPABLE, text, pool.free, pool.busy, pool.gone)
+        _listed(out, model, account, Verdict.INCAPABLE, text, pool.free, pool.busy, pool.gone)
+    return out
 
 
 def _shortfall_text(model: Model, task: Task) -> str:
