@@ -7,7 +7,11 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.types import TypeDecorator
+
+from router.errors import ConfigError
+from streams.connection import mask_url
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -42,13 +46,27 @@ def to_epoch_ms(at: datetime) -> int:
 def make_engine(url: str, **options: Any) -> Engine:
     """An engine with settings that suit a recorder: SQLite in WAL mode with a busy timeout (the
     recorder writes while the dashboard and `explain` read), PostgreSQL with pre-ping so a
-    connection broken by a database restart is replaced instead of failing a batch."""
+    connection broken by a database restart is replaced instead of failing a batch.
+
+    A URL SQLAlchemy cannot use (unparseable, an unknown dialect, a driver not installed) raises
+    ConfigError naming the URL with its password masked; nothing connects yet."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, **options)
+        engine = _create(url, options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     options.setdefault("pool_pre_ping", True)
-    return create_engine(url, **options)
+    return _create(url, options)
+
+
+def _create(url: str, options: dict[str, Any]) -> Engine:
+    try:
+        return create_engine(url, **options)
+    except ArgumentError as exc:  # unparseable, or no such dialect (NoSuchModuleError)
+        raise ConfigError(f"database URL {mask_url(url)!r} is not usable: {exc}") from None
+    except ImportError as exc:
+        raise ConfigError(f"database URL {mask_url(url)!r} needs a driver that is not installed: {exc}") from None
+    except ValueError as exc:  # a port that is not a number
+        raise ConfigError(f"database URL {mask_url(url)!r} is not valid: {exc}") from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -8,6 +8,7 @@ Job arguments are plain JSON values and never hold credentials: the process that
 from __future__ import annotations
 
 import base64
+import math
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,11 @@ from streams.keys import Keys
 log = structlog.get_logger("router.jobs")
 
 RETENTION_JOB_TIMEOUT_S = 3600
+# A hundred years: any longer and "now minus the retention age" is no longer a date.
+MAX_RETENTION_DAYS = 36_500.0
+# The ticker enqueues at most once a minute: it wakes once a minute, and a shorter interval would
+# only queue retention jobs back to back.
+MIN_RETENTION_EVERY_S = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,12 +68,21 @@ def job_queue(r: redis.Redis, prefix: str) -> Queue:
 # -- retention -----------------------------------------------------------------------------------
 
 
+def check_retention_days(days: float) -> float:
+    """`days` if it is a retention age the store can apply, else ConfigError: a job may have been
+    queued with any number, and `inf` or `1e9` would overflow the date arithmetic."""
+    if not (math.isfinite(days) and 0 < days <= MAX_RETENTION_DAYS):
+        raise ConfigError(f"the retention age must be more than 0 and at most {MAX_RETENTION_DAYS:g} days, got {days}")
+    return days
+
+
 def retention_job(days: float) -> dict[str, Any]:
     """Delete decisions (and usage) older than `days`; returns what it deleted."""
     return run_retention(_ctx().database_url, days=days)
 
 
 def run_retention(database_url: str, *, days: float, now: datetime | None = None) -> dict[str, Any]:
+    check_retention_days(days)
     # Whole hours, as the rollup keeps them: the start of the hour `days` ago.
     cutoff = hour_of((now or datetime.now(tz=UTC)) - timedelta(days=days))
     engine = make_engine(database_url)
@@ -95,9 +110,12 @@ class RetentionTicker:
     Redis key set with NX and the interval as its expiry decides which process enqueues it."""
 
     def __init__(self, r: redis.Redis, *, prefix: str, days: float, every_s: float, stop: threading.Event) -> None:
+        if not (math.isfinite(every_s) and every_s >= MIN_RETENTION_EVERY_S):
+            # shorter (or zero, or negative) would enqueue a retention job on every turn of the loop
+            raise ConfigError(f"the retention interval must be at least {MIN_RETENTION_EVERY_S:g}s, got {every_s}")
         self.r = r
         self.prefix = prefix
-        self.days = days
+        self.days = check_retention_days(days)
         self.every_s = every_s
         self.stop = stop
         self.lock_key = Keys(prefix).retention_due
@@ -117,7 +135,7 @@ class RetentionTicker:
                 self.tick()
             except redis.RedisError as exc:
                 log.warning("could not schedule retention", error=str(exc))
-            self.stop.wait(min(60.0, self.every_s))
+            self.stop.wait(MIN_RETENTION_EVERY_S)
 
 
 # -- dead letters --------------------------------------------------------------------------------
@@ -162,8 +180,10 @@ def _dead_entries(r: redis.Redis, key: str, ids: list[str] | None) -> list[tuple
     if ids is not None:
         out: list[tuple[str, dict[str, Any] | None]] = []
         for entry_id in ids:
-            found: Any = r.xrange(key, min=entry_id, max=entry_id)
-            out.append((entry_id, _doc(found[0][1]) if found else None))
+            found: Any = r.xrange(key, min=entry_id, max=entry_id, count=1)
+            # the id found, not the one given: `1732590000000` (no sequence) finds 1732590000000-3,
+            # and that is the entry to delete once it is re-driven
+            out.append((as_text(found[0][0]), _doc(found[0][1])) if found else (entry_id, None))
         return out
     entries: Any = r.xrange(key)
     return [(as_text(i), _doc(f)) for i, f in entries]

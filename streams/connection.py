@@ -16,8 +16,10 @@ import hiredis
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
-from redis.connection import HiredisRespSerializer
+from redis.connection import HiredisRespSerializer, parse_url
 from redis.retry import Retry
+
+from router.errors import ConfigError
 
 # Extra socket time beyond the longest BLOCK, so a blocking read never hits the socket timeout
 # (redis-py would retry it and turn one slow read into a long hang).
@@ -29,8 +31,10 @@ _TRUE = {"1", "true", "yes", "on"}
 def connect(url: str, *, block_ms: int = 1000, **overrides: Any) -> redis.Redis:
     """A client for `url`. Commands are never retried inside redis-py: a script call whose reply
     was lost may have run, and running it again would write a batch twice. The callers' loops
-    retry with backoff after rebuilding their state instead."""
+    retry with backoff after rebuilding their state instead. A URL redis-py cannot use raises
+    ConfigError."""
     plain_url, cluster = split_cluster_flag(url)
+    check_redis_url(plain_url)
     options: dict[str, Any] = {
         "socket_timeout": block_ms / 1000 + SOCKET_MARGIN_S,
         "socket_connect_timeout": 5.0,
@@ -44,9 +48,23 @@ def connect(url: str, *, block_ms: int = 1000, **overrides: Any) -> redis.Redis:
     return redis.Redis.from_url(plain_url, **options)
 
 
+def check_redis_url(url: str) -> None:
+    """Raise ConfigError, naming the URL with its password masked, unless redis-py can parse it
+    (scheme, port, query options): a bad setting should be one clear message, not a ValueError
+    from deep inside the client."""
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        raise ConfigError(f"Redis URL {mask_url(url)!r} is not valid: {exc}") from None
+
+
 def split_cluster_flag(url: str) -> tuple[str, bool]:
-    """The URL without its `cluster` query parameter, and whether that parameter asked for one."""
-    parts = urlsplit(url)
+    """The URL without its `cluster` query parameter, and whether that parameter asked for one.
+    ConfigError if the URL cannot even be split into its parts (an unclosed IPv6 bracket, say)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"Redis URL {mask_url(url)!r} is not valid: {exc}") from None
     if not parts.query:
         return url, False
     query = parse_qsl(parts.query, keep_blank_values=True)
@@ -75,22 +93,35 @@ def cluster_prefix_problem(url: str, prefix: str) -> str | None:
 
 def mask_url(url: str) -> str:
     """The URL with any password (in the authority or a `password` query parameter) replaced by
-    ***, for logs and reprs."""
+    ***, for logs and reprs. A URL with no password comes back unchanged (rebuilding it would
+    drop the empty authority of `sqlite:////abs/path` or `unix:///x.sock`)."""
     try:
         parts = urlsplit(url)
-        netloc = parts.netloc
-        if parts.password is not None:
-            user = parts.username or ""
-            host = parts.hostname or ""
-            netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
         query = parse_qsl(parts.query, keep_blank_values=True)
-        if any(name == "password" for name, _ in query):
-            masked = urlencode([(n, "***" if n == "password" else v) for n, v in query], safe="*")
-        else:
-            masked = parts.query
     except ValueError:
+        return _mask_unsplittable(url)
+    has_query_password = any(name == "password" for name, _ in query)
+    if parts.password is None and not has_query_password:
+        return url
+    netloc = parts.netloc
+    if parts.password is not None:
+        # Raw text rather than .hostname/.port: those lower-case, drop IPv6 brackets, or raise on a bad port.
+        userinfo, _, hostport = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
+    masked = parts.query
+    if has_query_password:
+        masked = urlencode([(n, "***" if n == "password" else v) for n, v in query], safe="*")
+    if netloc or not url[len(parts.scheme) :].startswith("://"):
+        return urlunsplit((parts.scheme, netloc, parts.path, masked, parts.fragment))
+    # urlunsplit drops an empty authority's `//` for schemes it does not know (unix://, sqlite://)
+    return f"{parts.scheme}://" + urlunsplit(("", "", parts.path, masked, parts.fragment))
+
+
+def _mask_unsplittable(url: str) -> str:
+    """A URL urlsplit refuses is shown as it is only when it cannot hold a password."""
+    if "@" in url or "password" in url.lower():
         return "<unparseable url>"
-    return urlunsplit((parts.scheme, netloc, parts.path, masked, parts.fragment))
+    return url
 
 
 class AwaitedReply:

