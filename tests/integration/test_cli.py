@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import orjson
 import pytest
 import redis
+from support.cli import run_router
 
 from streams.keys import Keys
 
 pytestmark = pytest.mark.integration
-
-
-def _router(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def _record(task_id: str, outcome: str, model: str | None, layer: str) -> dict[str, Any]:
@@ -53,21 +40,21 @@ def test_tail_lists_filters_and_prints_json(r: redis.Redis, redis_url: str, pref
     ):
         r.xadd(keys.decisions, {"data": orjson.dumps(rec)})
     env = {"REDIS_URL": redis_url, "ROUTER_PREFIX": prefix}
-    plain = _router("tail", env=env)
+    plain = run_router("tail", env=env)
     assert plain.returncode == 0, plain.stderr
     assert [line.split()[1] for line in plain.stdout.splitlines()] == ["a", "b", "c"]
-    filtered = _router("tail", "--json", "--layer", "design", "--outcome", "assigned", env=env)
+    filtered = run_router("tail", "--json", "--layer", "design", "--outcome", "assigned", env=env)
     assert [orjson.loads(line)["task_id"] for line in filtered.stdout.splitlines()] == ["c"]
 
 
 def test_unreachable_redis_is_a_clear_message_not_a_traceback() -> None:
-    result = _router("tail", env={"REDIS_URL": "redis://:s3cret@127.0.0.1:1/0"})
+    result = run_router("tail", env={"REDIS_URL": "redis://:s3cret@127.0.0.1:1/0"})
     assert result.returncode == 2
     assert "cannot reach Redis at redis://:***@127.0.0.1:1/0" in result.stderr
     assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
 
 
 def test_bad_setting_is_a_clear_message() -> None:
-    result = _router("worker", "--batch-size", "0", env={})
+    result = run_router("worker", "--batch-size", "0", env={})
     assert result.returncode == 2
     assert "batch_size must be an integer from 1 to 100,000, got 0" in result.stderr

@@ -4,14 +4,12 @@ traceback; and mask_url, which those messages use."""
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 import redis
+from support.cli import assert_usage_error, run_router
 
 from router.errors import ConfigError
 from streams.connection import mask_url
@@ -19,23 +17,6 @@ from streams.keys import Keys
 from worker.demo_fleet import Pace
 
 pytestmark = pytest.mark.integration
-
-
-def _router(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
-        env={**os.environ, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def _assert_usage_error(result: subprocess.CompletedProcess[str], message: str) -> None:
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 @pytest.fixture
@@ -58,15 +39,15 @@ def env(redis_url: str, prefix: str, tmp_path: Path, r: redis.Redis) -> dict[str
     ],
 )
 def test_malformed_redis_url_is_a_clear_message(url: str, reason: str) -> None:
-    result = _router("tail", env={"REDIS_URL": url})
-    _assert_usage_error(result, f"router tail: Redis URL {url!r} is not valid: ")
+    result = run_router("tail", env={"REDIS_URL": url})
+    assert_usage_error(result, f"router tail: Redis URL {url!r} is not valid: ")
     assert reason in result.stderr
 
 
 @pytest.mark.parametrize("command", [["worker"], ["web", "--port", "0"], ["dead", "list"]], ids=lambda c: c[0])
 def test_malformed_redis_url_is_a_clear_message_for_every_command(command: list[str], tmp_path: Path) -> None:
-    result = _router(*command, env={"REDIS_URL": "redis://h:notaport"}, cwd=tmp_path)
-    _assert_usage_error(result, "Redis URL 'redis://h:notaport' is not valid")
+    result = run_router(*command, env={"REDIS_URL": "redis://h:notaport"}, cwd=tmp_path)
+    assert_usage_error(result, "Redis URL 'redis://h:notaport' is not valid")
 
 
 @pytest.mark.parametrize(
@@ -77,8 +58,8 @@ def test_malformed_redis_url_is_a_clear_message_for_every_command(command: list[
     ],
 )
 def test_malformed_redis_url_message_masks_the_password(url: str, shown: str) -> None:
-    result = _router("tail", env={"REDIS_URL": url})
-    _assert_usage_error(result, shown)
+    result = run_router("tail", env={"REDIS_URL": url})
+    assert_usage_error(result, shown)
     assert "s3cret" not in result.stderr
 
 
@@ -118,7 +99,7 @@ def test_mask_url_hides_only_the_password(url: str, masked: str) -> None:
 def test_tail_count_zero_prints_nothing(r: redis.Redis, prefix: str, env: dict[str, str]) -> None:
     record = {"task_id": "a", "outcome": "assigned", "reason": "r", "priority": 1, "ev": 0.1}
     r.xadd(Keys(prefix).decisions, {"data": orjson.dumps(record)})
-    result = _router("tail", "-n", "0", env=env)
+    result = run_router("tail", "-n", "0", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
 
@@ -128,7 +109,7 @@ def test_tail_count_zero_prints_nothing(r: redis.Redis, prefix: str, env: dict[s
     [("-5", "'-5' must not be negative"), ("99999999999999999999", "'99999999999999999999' must be at most 10000000")],
 )
 def test_tail_count_out_of_range_is_a_clear_message(count: str, message: str, env: dict[str, str]) -> None:
-    _assert_usage_error(_router("tail", "-n", count, env=env), f"argument --count/-n: {message}")
+    assert_usage_error(run_router("tail", "-n", count, env=env), f"argument --count/-n: {message}")
 
 
 # -- web and demo ----------------------------------------------------------------------------------
@@ -157,7 +138,7 @@ def test_web_and_demo_refuse_out_of_range_numbers(
     # a short, dashboard-less demo on the test's Redis and prefix, should a value get through
     defaults = {"--seconds": "1", "--web-port": "0"} if args[0] == "demo" else {}
     extra = [item for flag, value in defaults.items() if flag not in args for item in (flag, value)]
-    _assert_usage_error(_router(*args, *extra, env=env, cwd=tmp_path), message)
+    assert_usage_error(run_router(*args, *extra, env=env, cwd=tmp_path), message)
 
 
 @pytest.mark.parametrize("tasks_per_s", [0.0, -1.0, math.nan, math.inf, 1e6])

@@ -4,9 +4,6 @@ never a traceback, and nothing queued or run on the way there."""
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +12,7 @@ import orjson
 import pytest
 import redis
 from rq import Queue
+from support.cli import assert_usage_error, run_router
 
 from router.errors import ConfigError
 from store import jobs
@@ -24,23 +22,6 @@ from streams.keys import Keys
 pytestmark = pytest.mark.integration
 
 UNUSABLE_DATABASE_URLS = ["nonsense", "foo://x", "mysql://u:s3cret@h/db"]  # no MySQL driver is installed
-
-
-def _router(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
-        env={**os.environ, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def _assert_usage_error(result: subprocess.CompletedProcess[str], message: str) -> None:
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 @pytest.fixture
@@ -78,8 +59,8 @@ def queue(r: redis.Redis, prefix: str) -> Iterator[Queue]:
 def test_unusable_database_url_is_a_clear_message(
     command: list[str], url: str, env: dict[str, str], tmp_path: Path
 ) -> None:
-    result = _router(*command, "--database-url", url, env=env, cwd=tmp_path)
-    _assert_usage_error(result, "database URL")
+    result = run_router(*command, "--database-url", url, env=env, cwd=tmp_path)
+    assert_usage_error(result, "database URL")
     assert "s3cret" not in result.stderr
 
 
@@ -102,14 +83,14 @@ def test_make_engine_raises_config_error_with_the_password_masked(url: str, mess
 def test_db_upgrade_to_a_revision_that_does_not_resolve_is_a_clear_message(
     revision: str, env: dict[str, str], tmp_path: Path
 ) -> None:
-    result = _router("db", "upgrade", f"--revision={revision}", env=env, cwd=tmp_path)
-    _assert_usage_error(result, "revision")
+    result = run_router("db", "upgrade", f"--revision={revision}", env=env, cwd=tmp_path)
+    assert_usage_error(result, "revision")
 
 
 def test_db_upgrade_failure_names_only_the_masked_database_url(env: dict[str, str], tmp_path: Path) -> None:
     url = "postgresql+psycopg://postgres:s3cret@127.0.0.1:1/test"  # nothing listens on port 1
-    result = _router("db", "upgrade", "--database-url", url, env=env, cwd=tmp_path)
-    _assert_usage_error(result, "cannot migrate postgresql+psycopg://postgres:***@127.0.0.1:1/test: ")
+    result = run_router("db", "upgrade", "--database-url", url, env=env, cwd=tmp_path)
+    assert_usage_error(result, "cannot migrate postgresql+psycopg://postgres:***@127.0.0.1:1/test: ")
     assert "Settings(" not in result.stderr and "s3cret" not in result.stderr
 
 
@@ -129,7 +110,7 @@ def test_db_upgrade_failure_names_only_the_masked_database_url(env: dict[str, st
 def test_decisions_refuses_times_and_limits_out_of_range(
     args: list[str], message: str, env: dict[str, str], tmp_path: Path
 ) -> None:
-    _assert_usage_error(_router("decisions", *args, env=env, cwd=tmp_path), message)
+    assert_usage_error(run_router("decisions", *args, env=env, cwd=tmp_path), message)
 
 
 # -- dead letters ----------------------------------------------------------------------------------
@@ -142,7 +123,7 @@ def test_dead_list_shows_an_entry_that_is_not_a_json_object_as_unreadable(
     r.xadd(dead, {"data": b"[1,2]"})
     r.xadd(dead, {"data": b"5"})
     r.xadd(dead, {"data": orjson.dumps({"stream": "events", "source_id": "1-0", "error": "bad", "raw": "{}"})})
-    as_json = _router("dead", "list", "--json", env=env, cwd=tmp_path)
+    as_json = run_router("dead", "list", "--json", env=env, cwd=tmp_path)
     assert as_json.returncode == 0, as_json.stderr
     docs = [orjson.loads(line) for line in as_json.stdout.splitlines()]
     assert [(d["raw"], d["error"]) for d in docs] == [
@@ -150,14 +131,14 @@ def test_dead_list_shows_an_entry_that_is_not_a_json_object_as_unreadable(
         ("5", "unreadable dead letter"),
         ("{}", "bad"),
     ]
-    as_text = _router("dead", "list", env=env, cwd=tmp_path)
+    as_text = run_router("dead", "list", env=env, cwd=tmp_path)
     assert as_text.returncode == 0, as_text.stderr
     assert as_text.stdout.count("unreadable dead letter") == 2
 
 
 def test_dead_list_count_is_bounded(env: dict[str, str], tmp_path: Path) -> None:
-    result = _router("dead", "list", "-n", "99999999999999999999", env=env, cwd=tmp_path)
-    _assert_usage_error(result, "must be at most 10000000")
+    result = run_router("dead", "list", "-n", "99999999999999999999", env=env, cwd=tmp_path)
+    assert_usage_error(result, "must be at most 10000000")
 
 
 @pytest.mark.parametrize(
@@ -176,8 +157,8 @@ def test_dead_list_count_is_bounded(env: dict[str, str], tmp_path: Path) -> None
 def test_dead_requeue_refuses_bad_input_before_queueing_anything(
     args: list[str], message: str, env: dict[str, str], tmp_path: Path, queue: Queue
 ) -> None:
-    result = _router("dead", "requeue", *args, env=env, cwd=tmp_path)
-    _assert_usage_error(result, message)
+    result = run_router("dead", "requeue", *args, env=env, cwd=tmp_path)
+    assert_usage_error(result, message)
     assert "queued" not in result.stdout
     assert queue.count == 0
 
@@ -186,7 +167,7 @@ def test_dead_requeue_refuses_bad_input_before_queueing_anything(
 def test_dead_requeue_queues_a_job_for_a_well_formed_id(
     entry_id: str, env: dict[str, str], tmp_path: Path, queue: Queue
 ) -> None:
-    result = _router("dead", "requeue", "--id", entry_id, env=env, cwd=tmp_path)
+    result = run_router("dead", "requeue", "--id", entry_id, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert queue.count == 1
 
@@ -208,8 +189,8 @@ def test_requeue_by_milliseconds_alone_deletes_the_entry_it_re_drove(r: redis.Re
 
 @pytest.mark.parametrize("batch", ["0", "-1"])
 def test_recorder_batch_flag_is_checked_like_its_setting(batch: str, env: dict[str, str], tmp_path: Path) -> None:
-    result = _router("recorder", "--batch", batch, env=env, cwd=tmp_path)
-    _assert_usage_error(result, f"recorder_batch must be an integer from 1 to 100,000, got {batch}")
+    result = run_router("recorder", "--batch", batch, env=env, cwd=tmp_path)
+    assert_usage_error(result, f"recorder_batch must be an integer from 1 to 100,000, got {batch}")
 
 
 @pytest.mark.parametrize(
@@ -223,7 +204,7 @@ def test_recorder_batch_flag_is_checked_like_its_setting(batch: str, env: dict[s
 def test_retention_days_out_of_range_is_a_clear_message(
     days: str, message: str, env: dict[str, str], tmp_path: Path
 ) -> None:
-    _assert_usage_error(_router("retention", "--days", days, env=env, cwd=tmp_path), message)
+    assert_usage_error(run_router("retention", "--days", days, env=env, cwd=tmp_path), message)
 
 
 @pytest.mark.parametrize("days", [math.inf, math.nan, 0.0, -1.0, 1e9, 800_000.0])
@@ -246,8 +227,8 @@ def test_run_retention_refuses_an_age_no_date_can_hold(days: float, tmp_path: Pa
 def test_rq_worker_retention_every_has_a_minimum(
     every: str, message: str, env: dict[str, str], tmp_path: Path, queue: Queue
 ) -> None:
-    result = _router("rq-worker", "--burst", f"--retention-every={every}", env=env, cwd=tmp_path)
-    _assert_usage_error(result, f"argument --retention-every: {message}")
+    result = run_router("rq-worker", "--burst", f"--retention-every={every}", env=env, cwd=tmp_path)
+    assert_usage_error(result, f"argument --retention-every: {message}")
     assert queue.count == 0
 
 
