@@ -120,6 +120,11 @@ def test_tail_count_out_of_range_is_a_clear_message(count: str, message: str, en
     [
         (["web", "--port", "-1"], "argument --port: '-1' must not be negative"),
         (["web", "--port", "99999"], "argument --port: '99999' must be at most 65535"),
+        (["web", "--refresh-s", "0"], "argument --refresh-s: '0' must be"),
+        (
+            ["web", "--refresh-s", "99999999999999999999"],
+            "argument --refresh-s: '99999999999999999999' must be at most 86400",
+        ),
         (["demo", "--web-port", "-1"], "argument --web-port: '-1' must not be negative"),
         (["demo", "--web-port", "99999"], "argument --web-port: '99999' must be at most 65535"),
         (["demo", "--tasks-per-s", "0"], "argument --tasks-per-s: '0' must be positive and finite"),

@@ -13,7 +13,7 @@ from dashboard.app import DEFAULT_REFRESH_S, create_app
 from dashboard.db import read_only_engine
 from router.catalog import load_catalog
 from streams.connection import connect
-from worker.commands.argtypes import port
+from worker.commands.argtypes import int_between, port
 from worker.commands.common import add_connection_options, settings_from
 from worker.logs import configure
 from worker.settings import Settings
@@ -29,7 +29,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=port, default=8000, help="port to listen on, 0-65535 (default 8000)")
     p.add_argument(
-        "--refresh-s", type=int, default=DEFAULT_REFRESH_S, help="how often the page reloads itself, in seconds"
+        "--refresh-s",
+        type=int_between(1, 86_400),
+        default=DEFAULT_REFRESH_S,
+        help="how often the page reloads itself, in seconds (1-86400)",
     )
     p.set_defaults(func=run)
 
