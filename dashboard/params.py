@@ -26,8 +26,8 @@ class Window:
 
 def parse_window(query: Mapping[str, str]) -> Window:
     """`window=1h|24h|7d` or `hours=N` (1..MAX_HOURS); neither means the last 24 hours."""
-    window = query.get("window")
-    hours = query.get("hours")
+    window = _single(query, "window")
+    hours = _single(query, "hours")
     if window is not None and hours is not None:
         raise BadParameter("give either window or hours, not both")
     if window is not None:
@@ -37,6 +37,15 @@ def parse_window(query: Mapping[str, str]) -> Window:
     if hours is None:
         return Window(hours=WINDOWS[DEFAULT_WINDOW], label=DEFAULT_WINDOW)
     return Window(hours=parse_hours(hours), label=_label(parse_hours(hours)))
+
+
+def _single(query: Mapping[str, str], name: str) -> str | None:
+    """The parameter's value; given more than once (Starlette's QueryParams keeps them all) it is
+    refused, since which one was meant is a guess."""
+    getlist = getattr(query, "getlist", None)
+    if getlist is not None and len(getlist(name)) > 1:
+        raise BadParameter(f"{name} is given more than once")
+    return query.get(name)
 
 
 def parse_hours(raw: str) -> int:

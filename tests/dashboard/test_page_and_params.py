@@ -24,6 +24,8 @@ HOSTILE_QUERIES = [
     "window=2h",
     "window=%3Cscript%3E",
     "window=24h&hours=24",
+    "hours=1&hours=24",  # which one was meant is a guess
+    "window=1h&window=7d",
 ]
 
 
