@@ -55,7 +55,11 @@ def check_redis_url(url: str) -> None:
     try:
         parse_url(url)  # type: ignore[no-untyped-call]
     except ValueError as exc:
-        raise ConfigError(f"Redis URL {mask_url(url)!r} is not valid: {exc}") from None
+        raise _invalid_url(url, exc) from None
+
+
+def _invalid_url(url: str, exc: ValueError) -> ConfigError:
+    return ConfigError(f"Redis URL {mask_url(url)!r} is not valid: {exc}")
 
 
 def split_cluster_flag(url: str) -> tuple[str, bool]:
@@ -64,7 +68,7 @@ def split_cluster_flag(url: str) -> tuple[str, bool]:
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise ConfigError(f"Redis URL {mask_url(url)!r} is not valid: {exc}") from None
+        raise _invalid_url(url, exc) from None
     if not parts.query:
         return url, False
     query = parse_qsl(parts.query, keep_blank_values=True)

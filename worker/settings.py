@@ -10,6 +10,7 @@ from typing import Any
 
 from router.engine import RouterConfig
 from router.errors import ConfigError
+from store.jobs import MAX_RETENTION_DAYS
 from streams.connection import cluster_prefix_problem, mask_url
 
 DEFAULT_SQLITE_URL = "sqlite:///model-router.sqlite3"
@@ -149,7 +150,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
 _FLOAT_RANGES: dict[str, tuple[float, float, bool]] = {
     "stale_after_s": (0.0, 365 * _DAY_S, False),
     "assignment_timeout_s": (0.0, 365 * _DAY_S, False),
-    "retention_days": (0.0, 36_500.0, False),
+    "retention_days": (0.0, MAX_RETENTION_DAYS, False),  # what the retention job itself accepts
     "ev_priority_points": (0.0, 1e12, True),
     "age_s_per_priority_point": (0.0, 1e12, True),
 }
