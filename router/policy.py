@@ -293,18 +293,37 @@ def _shortfall_text(model: Model, task: Task) -> str:
     )
 
 
+# Formatting a float to 3 significant digits costs more than the rest of a reason sentence, and
+# every decision formats three (EV, P50, P90) drawn from a small set of values that repeat: the
+# window's percentiles change slowly and EVs come from a scorer or the dispatcher's few levels.
+_G3_CACHE: dict[float, str] = {}
+_G3_CACHE_MAX = 4096
+
+
+def _g3(value: float) -> str:
+    """`f"{value:.3g}"`, remembered (0.0 and -0.0 are equal keys but print apart: not cached)."""
+    text = _G3_CACHE.get(value)
+    if text is None:
+        text = f"{value:.3g}"
+        if value != 0.0:
+            if len(_G3_CACHE) >= _G3_CACHE_MAX:
+                _G3_CACHE.clear()
+            _G3_CACHE[value] = text
+    return text
+
+
 def _numbers(a: Assessment) -> str:
     t = a.thresholds
-    p50 = "n/a" if t.p50 is None else f"{t.p50:.3g}"
-    p90 = "n/a" if t.p90 is None else f"{t.p90:.3g}"
+    p50 = "n/a" if t.p50 is None else _g3(t.p50)
+    p90 = "n/a" if t.p90 is None else _g3(t.p90)
     quest = "" if a.task.quest_priority is None else f", quest priority {a.task.quest_priority}"
-    return f"EV {t.ev:.3g} (P50 {p50}, P90 {p90}), priority {a.task.priority}{quest}"
+    return f"EV {_g3(t.ev)} (P50 {p50}, P90 {p90}), priority {a.task.priority}{quest}"
 
 
 def _override_why(a: Assessment) -> str:
     t = a.thresholds
     if t.p90 is not None and t.ev > t.p90:
-        return f"override: EV {t.ev:.3g} > P90 {t.p90:.3g}"
+        return f"override: EV {_g3(t.ev)} > P90 {_g3(t.p90)}"
     return f"override: quest priority {a.task.quest_priority} >= {OVERRIDE_QUEST_PRIORITY}"
 
 

@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from router import policy
 from router.catalog import Catalog, Model
 from router.policy import Assessment, Routed, assess, is_override, is_premium_blocked, route
 from router.slots import SlotLedger
@@ -530,3 +533,20 @@ def test_reason_code_values_are_the_wire_strings() -> None:
 def test_reason_mentions_quest_priority_when_given(catalog: Catalog) -> None:
     _, routed = decide(task(quest_priority=40), catalog, ledger(("h1", "haiku")), ev=0.3, p50=None, p90=None)
     assert "EV 0.3 (P50 n/a, P90 n/a), priority 50, quest priority 40" in routed.reason
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.0, -0.0, 1e-300, 0.123456]))
+def test_remembered_formatting_prints_exactly_as_format_does(value: float) -> None:
+    first, again = policy._g3(value), policy._g3(value)  # the second answer comes from the cache
+    assert first == again == f"{value:.3g}"
+
+
+def test_zero_and_negative_zero_print_apart_though_they_are_equal_keys() -> None:
+    assert (policy._g3(-0.0), policy._g3(0.0), policy._g3(-0.0)) == ("-0", "0", "-0")
+
+
+def test_the_formatting_cache_stays_bounded() -> None:
+    for n in range(policy._G3_CACHE_MAX + 10):
+        policy._g3(n + 0.5)
+    assert 0 < len(policy._G3_CACHE) <= policy._G3_CACHE_MAX
+    assert policy._g3(2.5) == "2.5"
