@@ -7,8 +7,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sortedcontainers import SortedList
-
+from router.sortedseq import SortedSeq
 from router.values import Task
 
 Scorer = Callable[[Task], float]
@@ -25,7 +24,7 @@ class EVWindow:
             raise ValueError("EV window size must be at least 1")
         self.size = size
         self._recent: deque[float] = deque()
-        self._sorted: SortedList[float] = SortedList()
+        self._sorted: SortedSeq[float] = SortedSeq()
         self._cache: dict[float, float | None] = {}  # percentiles since the last change
         for value in values:
             self.add(value)

@@ -9,7 +9,7 @@ from enum import StrEnum
 from itertools import islice
 from typing import Any
 
-from sortedcontainers import SortedList
+from router.sortedseq import SortedSeq
 
 
 class SlotState(StrEnum):
@@ -112,12 +112,12 @@ class Pool:
     """Slot ids of one (model, account) by state, sorted so the smallest id wins ties cheaply; free
     slots are also kept by when they were last heard, so stale ones are counted by bisection."""
 
-    free: SortedList[str] = field(default_factory=SortedList)
-    busy: SortedList[str] = field(default_factory=SortedList)
-    gone: SortedList[str] = field(default_factory=SortedList)
-    free_by_heard: SortedList[tuple[int, str]] = field(default_factory=SortedList)
+    free: SortedSeq[str] = field(default_factory=SortedSeq)
+    busy: SortedSeq[str] = field(default_factory=SortedSeq)
+    gone: SortedSeq[str] = field(default_factory=SortedSeq)
+    free_by_heard: SortedSeq[tuple[int, str]] = field(default_factory=SortedSeq)
 
-    def bucket(self, state: SlotState) -> SortedList[str]:
+    def bucket(self, state: SlotState) -> SortedSeq[str]:
         if state is SlotState.FREE:
             return self.free
         return self.busy if state is SlotState.BUSY else self.gone
@@ -131,11 +131,8 @@ NEVER_MS = 2**62
 
 class SlotLedger:
     """Every mutation goes: take the record out of the indexes, change it, put it back; so the
-    pools, the staleness order and the lapse order always agree with the records.
-
-    The first n of a sorted list are read with itertools.islice over its iterator (C) rather than
-    SortedList.islice, which works out positions in Python first: a decision reads them for every
-    pool it explains."""
+    pools, the staleness order and the lapse order always agree with the records. (The first n of
+    a sorted sequence are read with itertools.islice over its iterator: no positions to work out.)"""
 
     def __init__(self, *, stale_after_ms: int, assignment_timeout_ms: int = NEVER_MS) -> None:
         self.stale_after_ms = stale_after_ms

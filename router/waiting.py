@@ -24,10 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 
-from sortedcontainers import SortedList
-
 from router.catalog import PREMIUM_TIER
 from router.policy import OVERRIDE_QUEST_PRIORITY, PREMIUM_BLOCK_PRIORITY
+from router.sortedseq import SortedSeq
 from router.values import Task
 
 Entry = tuple[float, int, str]  # (-ev, arrival seq, task_id): ascending order = best first
@@ -97,7 +96,7 @@ class _Buckets:
     __slots__ = ("by_priority", "heads", "levels")
 
     def __init__(self) -> None:
-        self.by_priority: dict[int, SortedList[Entry]] = {}
+        self.by_priority: dict[int, SortedSeq[Entry]] = {}
         self.heads: dict[int, Entry] = {}
         self.levels: list[int] = []  # descending
 
@@ -107,7 +106,7 @@ class _Buckets:
     def add(self, priority: int, entry: Entry) -> None:
         bucket = self.by_priority.get(priority)
         if bucket is None:
-            bucket = self.by_priority[priority] = SortedList()
+            bucket = self.by_priority[priority] = SortedSeq()
             insort(self.levels, priority, key=_negated)
         bucket.add(entry)
         head = self.heads.get(priority)
@@ -139,23 +138,23 @@ class _Group:
     age_ms_per_point: float = 0.0
     # one unit of EV counts as this many priority points in the non-override order (0: off)
     ev_points: float = 0.0
-    normal_aged: SortedList[AgedEntry] = field(default_factory=SortedList)  # every normal AgedEntry, if scored
+    normal_aged: SortedSeq[AgedEntry] = field(default_factory=SortedSeq)  # every normal AgedEntry, if scored
     # When scored: the normal entries a premium slot may serve under `premium_p50` (priority >= 90 or
     # EV >= P50), in aged order. P50 drifts a little per task, so moving the threshold moves only the
     # entries whose EV lies between the old and the new value (found by bisection in normal_by_ev).
     # None until first asked for (a fleet or a group that never has only premium slots free never
     # asks): then built from normal_aged and kept in step from then on.
-    premium_aged: SortedList[AgedEntry] | None = None
+    premium_aged: SortedSeq[AgedEntry] | None = None
     premium_p50: float | None = None
     aged_of: dict[str, AgedEntry] = field(default_factory=dict)
     # When scored: the normal entries with EV above `hot_p90` (the EV overrides under that P90), in
     # override order; kept in step with P90 the way premium_aged is with P50. Unscored, the normal
     # buckets answer the same question level by level.
-    hot: SortedList[HotEntry] = field(default_factory=SortedList)
+    hot: SortedSeq[HotEntry] = field(default_factory=SortedSeq)
     hot_p90: float | None = None
     quest: _Buckets = field(default_factory=_Buckets)
     normal: _Buckets = field(default_factory=_Buckets)  # unscored only
-    normal_by_ev: SortedList[Entry] = field(default_factory=SortedList)  # every normal Entry
+    normal_by_ev: SortedSeq[Entry] = field(default_factory=SortedSeq)  # every normal Entry
     size: int = 0
 
     def add(self, w: WaitingTask) -> None:
@@ -196,10 +195,10 @@ class _Group:
         """The non-override order is a score (ageing or EV points on): kept in normal_aged."""
         return self.age_ms_per_point > 0 or self.ev_points > 0
 
-    def _sync_premium(self, p50: float | None) -> SortedList[AgedEntry]:
+    def _sync_premium(self, p50: float | None) -> SortedSeq[AgedEntry]:
         """premium_aged, made to hold exactly the entries premium may serve under `p50`."""
         if self.premium_aged is None:
-            self.premium_aged = SortedList(aged for aged in self.normal_aged if _premium_may(aged, p50))
+            self.premium_aged = SortedSeq(aged for aged in self.normal_aged if _premium_may(aged, p50))
             self.premium_p50 = p50
             return self.premium_aged
         old = self.premium_p50

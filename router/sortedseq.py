@@ -1,0 +1,170 @@
+"""A sorted sequence: the few operations the slot ledger, the waiting index and the EV window need.
+
+The layout is the one `sortedcontainers.SortedList` made well known: a list of sorted sublists of
+about `load` items, plus each sublist's largest item, so an insertion or removal bisects two short
+lists and moves at most `2 x load` pointers, however long the sequence. It lives here rather than
+being imported because the router's hot path calls it several times per event: as part of
+`router/` it is compiled by mypyc with the rest (setup.py), where the third-party pure-Python list
+cost about a tenth of a compiled worker's instructions (docs/benchmarks.md). Only what the router
+uses is here: add, remove, length, membership, iteration, indexing, bisection and positional
+slices.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Iterator
+from itertools import chain, islice
+from typing import Any, Generic, Protocol, TypeVar
+
+
+class _Comparable(Protocol):
+    def __lt__(self, other: Any, /) -> bool: ...
+
+
+T = TypeVar("T", bound=_Comparable)
+DEFAULT_LOAD = 1000
+
+
+class SortedSeq(Generic[T]):
+    """Items in ascending order (duplicates kept). Sublists hold between load / 2 and 2 x load
+    items (fewer only when the whole sequence is that short)."""
+
+    def __init__(self, items: Iterable[T] = (), *, load: int = DEFAULT_LOAD) -> None:
+        if load < 2:
+            raise ValueError("load must be at least 2")
+        self._load = load
+        values = sorted(items)
+        self._lists: list[list[T]] = [values[i : i + load] for i in range(0, len(values), load)]
+        if len(self._lists) > 1 and len(self._lists[-1]) < load // 2:
+            short = self._lists.pop()  # no short sublist at the end: join it to the one before
+            self._lists[-1].extend(short)
+        self._maxes: list[T] = [sub[-1] for sub in self._lists]
+        self._len = len(values)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __bool__(self) -> bool:
+        return self._len > 0
+
+    def __iter__(self) -> Iterator[T]:
+        return chain.from_iterable(self._lists)
+
+    def __contains__(self, value: Any) -> bool:
+        pos = bisect_left(self._maxes, value)
+        if pos == len(self._maxes):
+            return False
+        sub = self._lists[pos]
+        return bool(sub[bisect_left(sub, value)] == value)
+
+    def __repr__(self) -> str:
+        return f"SortedSeq({list(self)!r})"
+
+    def __getitem__(self, index: int) -> T:
+        if index == 0 and self._lists:  # the usual question: the first item
+            return self._lists[0][0]
+        if index < 0:
+            index += self._len
+        if not 0 <= index < self._len:
+            raise IndexError("SortedSeq index out of range")
+        pos, offset = self._locate(index)
+        return self._lists[pos][offset]
+
+    def add(self, value: T) -> None:
+        maxes = self._maxes
+        if not maxes:
+            self._lists.append([value])
+            maxes.append(value)
+            self._len = 1
+            return
+        pos = bisect_right(maxes, value)
+        if pos == len(maxes):  # beyond every item: append to the last sublist
+            pos -= 1
+            self._lists[pos].append(value)
+            maxes[pos] = value
+        else:
+            insort(self._lists[pos], value)
+        self._len += 1
+        if len(self._lists[pos]) > 2 * self._load:
+            self._split(pos)
+
+    def remove(self, value: T) -> None:
+        """Remove one item equal to `value`; ValueError if there is none."""
+        maxes = self._maxes
+        pos = bisect_left(maxes, value)
+        if pos == len(maxes):
+            raise ValueError(f"{value!r} is not in the sequence")
+        sub = self._lists[pos]
+        offset = bisect_left(sub, value)
+        if sub[offset] != value:
+            raise ValueError(f"{value!r} is not in the sequence")
+        del sub[offset]
+        self._len -= 1
+        if not sub:
+            del self._lists[pos]
+            del maxes[pos]
+            return
+        if offset == len(sub):
+            maxes[pos] = sub[-1]
+        if len(sub) < self._load // 2 and len(self._lists) > 1:
+            self._merge(pos)
+
+    def bisect_left(self, value: T) -> int:
+        """The index where `value` would go before any equal items."""
+        pos = bisect_left(self._maxes, value)
+        if pos == len(self._maxes):
+            return self._len
+        return self._start_of(pos) + bisect_left(self._lists[pos], value)
+
+    def bisect_right(self, value: T) -> int:
+        """The index where `value` would go after any equal items."""
+        pos = bisect_right(self._maxes, value)
+        if pos == len(self._maxes):
+            return self._len
+        return self._start_of(pos) + bisect_right(self._lists[pos], value)
+
+    def islice(self, start: int, stop: int) -> Iterator[T]:
+        """Items from index `start` up to (not including) `stop`, both clamped to the sequence."""
+        start, stop = max(start, 0), min(stop, self._len)
+        if start >= stop:
+            return iter(())
+        pos, offset = self._locate(start)
+        rest = chain(islice(self._lists[pos], offset, None), chain.from_iterable(self._lists[pos + 1 :]))
+        return islice(rest, stop - start)
+
+    # -- layout --------------------------------------------------------------------------------
+
+    def _locate(self, index: int) -> tuple[int, int]:
+        """(sublist, offset in it) of item `index` (0 <= index < len)."""
+        for pos, sub in enumerate(self._lists):
+            if index < len(sub):
+                return pos, index
+            index -= len(sub)
+        raise IndexError("SortedSeq index out of range")
+
+    def _start_of(self, pos: int) -> int:
+        """Items in the sublists before sublist `pos`."""
+        total = 0
+        for i in range(pos):
+            total += len(self._lists[i])
+        return total
+
+    def _split(self, pos: int) -> None:
+        sub = self._lists[pos]
+        upper = sub[self._load :]
+        del sub[self._load :]
+        self._lists.insert(pos + 1, upper)
+        self._maxes[pos] = sub[-1]
+        self._maxes.insert(pos + 1, upper[-1])
+
+    def _merge(self, pos: int) -> None:
+        """Join a short sublist to a neighbour (splitting the result again if it grew too long)."""
+        left = pos - 1 if pos > 0 else pos
+        joined = self._lists[left] + self._lists[left + 1]
+        self._lists[left] = joined
+        self._maxes[left] = joined[-1]
+        del self._lists[left + 1]
+        del self._maxes[left + 1]
+        if len(joined) > 2 * self._load:
+            self._split(left)
