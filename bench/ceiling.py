@@ -16,7 +16,9 @@ from typing import Any
 import orjson
 import redis
 
-GROUP = "router"
+from streams.keys import LIVE_GROUP
+
+GROUP = LIVE_GROUP  # the worker's group: the driver watches it to see when a run is done
 _stop = False
 
 

@@ -24,6 +24,7 @@ import redis
 
 from bench.compiled import ensure_compiled
 from sim.metrics import percentile
+from streams.keys import LIVE_GROUP
 
 ROUTER_BIN = os.path.join(os.path.dirname(sys.executable), "router")
 MODEL = "haiku"
@@ -159,13 +160,26 @@ class Bench:
                 found[orjson.loads(fields[b"data"])["task_id"]] = _ms(entry_id)
         return found
 
+    def consumed(self) -> bool:
+        """Every event written so far has been read and acknowledged by the consumer. Both the
+        worker and the ceiling acknowledge a batch in the same call as (or after) its outputs, so
+        by then every output is written too. Cheap (XINFO GROUPS): polling the outputs themselves
+        would read every assignment again at each poll, taking the cores the run is measuring."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.xinfo_stream(self.events)
+        pipe.xinfo_groups(self.events)
+        stream, groups = pipe.execute()
+        for group in groups:
+            if group["name"] == LIVE_GROUP.encode():
+                caught_up = group["last-delivered-id"] == stream["last-generated-id"]
+                return bool(caught_up and group["pending"] == 0)
+        return False
+
     def wait_assigned(self, *, timeout_s: float) -> None:
-        want = self._task_no
+        """Until the consumer has caught up with every event sent (or `timeout_s` passed)."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if len(self.assignments()) >= want:
-                return
-            time.sleep(0.2)
+        while time.monotonic() < deadline and not self.consumed():
+            time.sleep(0.05)
 
     def result(self, offered_eps: float | None) -> RunResult:
         self.wait_assigned(timeout_s=20)  # a task still unassigned by then counts as lost
