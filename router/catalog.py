@@ -10,13 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from router.errors import CatalogError
 
-PREMIUM_TIER = 3
-MAX_CAPABILITY = 10
-DEFAULT_LAYER = "unknown"
+PREMIUM_TIER: Final = 3
+MAX_CAPABILITY: Final = 10
+DEFAULT_LAYER: Final = "unknown"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

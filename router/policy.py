@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from itertools import chain, islice
+from typing import Final
 
 from router.catalog import PREMIUM_TIER, Catalog, Model
 from router.slots import SlotLedger
 from router.values import Alternative, ChosenSlot, Outcome, ReasonCode, Task, Thresholds, Verdict
 
-PREMIUM_BLOCK_PRIORITY = 90
-OVERRIDE_QUEST_PRIORITY = 95
-LIST_EACH_UP_TO = 10  # slots of one pool sharing a verdict are listed one by one up to this, then grouped
+PREMIUM_BLOCK_PRIORITY: Final = 90
+OVERRIDE_QUEST_PRIORITY: Final = 95
+LIST_EACH_UP_TO: Final = 10  # slots of one pool sharing a verdict are listed one by one up to this, then grouped
 
 
 @dataclass(slots=True, kw_only=True, init=False)
@@ -296,8 +297,8 @@ def _shortfall_text(model: Model, task: Task) -> str:
 # Formatting a float to 3 significant digits costs more than the rest of a reason sentence, and
 # every decision formats three (EV, P50, P90) drawn from a small set of values that repeat: the
 # window's percentiles change slowly and EVs come from a scorer or the dispatcher's few levels.
-_G3_CACHE: dict[float, str] = {}
-_G3_CACHE_MAX = 4096
+_G3_CACHE: Final[dict[float, str]] = {}
+_G3_CACHE_MAX: Final = 4096
 
 
 def _g3(value: float) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import islice
-from typing import Any
+from typing import Any, Final
 
 from router.sortedseq import SortedSeq
 
@@ -91,9 +91,9 @@ class SlotRecord:
         )
 
 
-_STATE_TEXT: dict[SlotState, str] = {state: state.value for state in SlotState}
+_STATE_TEXT: Final[dict[SlotState, str]] = {state: state.value for state in SlotState}
 PoolKey = tuple[str, str]  # (model, account)
-UTIL_SEP = "\x1f"  # between account and model in the snapshot's utilisation keys
+UTIL_SEP: Final = "\x1f"  # between account and model in the snapshot's utilisation keys
 
 
 def utilisation_key(account: str, model: str) -> str:
@@ -126,7 +126,7 @@ class Pool:
         return len(self.free) + len(self.busy) + len(self.gone)
 
 
-NEVER_MS = 2**62
+NEVER_MS: Final = 2**62
 
 
 class SlotLedger:

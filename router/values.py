@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
-DEFAULT_ACCOUNT = "default"
+DEFAULT_ACCOUNT: Final = "default"
 
 
 @dataclass(slots=True, kw_only=True, init=False)
@@ -156,7 +156,7 @@ class ReasonCode(StrEnum):
     ASSIGNMENT_LAPSED = "assignment_lapsed"
 
 
-_PLAIN: dict[str, str] = {m.value: m.value for e in (Outcome, Verdict, ReasonCode) for m in e}
+_PLAIN: Final[dict[str, str]] = {m.value: m.value for e in (Outcome, Verdict, ReasonCode) for m in e}
 
 
 def plain(member: Outcome | Verdict | ReasonCode) -> str:

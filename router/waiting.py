@@ -23,6 +23,7 @@ from bisect import insort
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import Final
 
 from router.catalog import PREMIUM_TIER
 from router.policy import OVERRIDE_QUEST_PRIORITY, PREMIUM_BLOCK_PRIORITY
@@ -35,8 +36,8 @@ Entry = tuple[float, int, str]  # (-ev, arrival seq, task_id): ascending order =
 AgedEntry = tuple[float, float, int, str, int]
 # (-priority, -ev, arrival seq, task_id): ascending order = the override order among EV overrides
 HotEntry = tuple[int, float, int, str]
-PREMIUM_LOOKAHEAD = 32  # aged entries checked one by one before the premium list is consulted
-_AFTER_EVERY_SEQ = 2**63  # sorts after any arrival seq, for bisecting on EV alone
+PREMIUM_LOOKAHEAD: Final = 32  # aged entries checked one by one before the premium list is consulted
+_AFTER_EVERY_SEQ: Final = 2**63  # sorts after any arrival seq, for bisecting on EV alone
 _Allowed = Callable[[int, float], bool]  # may a task of this priority and EV use the free models?
 
 

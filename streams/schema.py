@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -24,12 +24,12 @@ from router.values import (
     Usage,
 )
 
-DEFAULT_MAX_BYTES = 64 * 1024
-MAX_ID_CHARS = 128
-MAX_TITLE_CHARS = 200
-MAX_NAME_CHARS = 64
-MAX_REQUIRES = 32
-MAX_TOKENS = 10**9
+DEFAULT_MAX_BYTES: Final = 64 * 1024
+MAX_ID_CHARS: Final = 128
+MAX_TITLE_CHARS: Final = 200
+MAX_NAME_CHARS: Final = 64
+MAX_REQUIRES: Final = 32
+MAX_TOKENS: Final = 10**9
 
 
 def parse_event(raw: bytes, *, models: Collection[str], max_bytes: int = DEFAULT_MAX_BYTES) -> Event:
@@ -213,7 +213,7 @@ def _quota(f: _Fields, models: Collection[str]) -> Event:
     )
 
 
-_PARSERS: dict[str, Callable[[_Fields, Collection[str]], Event]] = {
+_PARSERS: Final[dict[str, Callable[[_Fields, Collection[str]], Event]]] = {
     "task.pending": _task_pending,
     "task.cancelled": _task_cancelled,
     "task.started": _task_started,
