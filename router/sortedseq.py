@@ -6,8 +6,8 @@ lists and moves at most `2 x load` pointers, however long the sequence. It lives
 being imported because the router's hot path calls it several times per event: as part of
 `router/` it is compiled by mypyc with the rest (setup.py), where the third-party pure-Python list
 cost about a tenth of a compiled worker's instructions (docs/benchmarks.md). Only what the router
-uses is here: add, remove, length, membership, iteration, indexing, bisection and positional
-slices.
+uses is here: add, remove, length, membership, iteration, indexing, a count of smaller items and
+ranges by value.
 """
 
 from __future__ import annotations
@@ -111,27 +111,40 @@ class SortedSeq(Generic[T]):
             self._merge(pos)
 
     def bisect_left(self, value: T) -> int:
-        """The index where `value` would go before any equal items."""
+        """The index where `value` would go before any equal items (the count of smaller items)."""
         pos = bisect_left(self._maxes, value)
         if pos == len(self._maxes):
             return self._len
         return self._start_of(pos) + bisect_left(self._lists[pos], value)
 
-    def bisect_right(self, value: T) -> int:
-        """The index where `value` would go after any equal items."""
-        pos = bisect_right(self._maxes, value)
-        if pos == len(self._maxes):
-            return self._len
-        return self._start_of(pos) + bisect_right(self._lists[pos], value)
-
-    def islice(self, start: int, stop: int) -> Iterator[T]:
-        """Items from index `start` up to (not including) `stop`, both clamped to the sequence."""
-        start, stop = max(start, 0), min(stop, self._len)
-        if start >= stop:
+    def irange(
+        self, minimum: T | None = None, maximum: T | None = None, *, inclusive: tuple[bool, bool] = (True, True)
+    ) -> Iterator[T]:
+        """Items between `minimum` and `maximum` (None: unbounded on that side), each bound
+        included or not as `inclusive` says. Found by bisection alone (no positions): the cost is
+        the logarithm of the length plus the items returned."""
+        lists, maxes = self._lists, self._maxes
+        if not maxes:
             return iter(())
-        pos, offset = self._locate(start)
-        rest = chain(islice(self._lists[pos], offset, None), chain.from_iterable(self._lists[pos + 1 :]))
-        return islice(rest, stop - start)
+        first_pos, first_off = 0, 0
+        if minimum is not None:
+            after_min = bisect_left if inclusive[0] else bisect_right
+            first_pos = after_min(maxes, minimum)
+            if first_pos == len(maxes):
+                return iter(())
+            first_off = after_min(lists[first_pos], minimum)
+        end_pos, end_off = len(lists) - 1, len(lists[-1])
+        if maximum is not None:
+            before_max = bisect_right if inclusive[1] else bisect_left
+            pos = before_max(maxes, maximum)
+            if pos < len(maxes):
+                end_pos, end_off = pos, before_max(lists[pos], maximum)
+        if (end_pos, end_off) <= (first_pos, first_off):
+            return iter(())
+        if first_pos == end_pos:
+            return iter(lists[first_pos][first_off:end_off])
+        middle = chain.from_iterable(lists[first_pos + 1 : end_pos])
+        return chain(lists[first_pos][first_off:], middle, lists[end_pos][:end_off])
 
     # -- layout --------------------------------------------------------------------------------
 
@@ -145,10 +158,7 @@ class SortedSeq(Generic[T]):
 
     def _start_of(self, pos: int) -> int:
         """Items in the sublists before sublist `pos`."""
-        total = 0
-        for i in range(pos):
-            total += len(self._lists[i])
-        return total
+        return sum(map(len, islice(self._lists, pos)))
 
     def _split(self, pos: int) -> None:
         sub = self._lists[pos]

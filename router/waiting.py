@@ -221,13 +221,9 @@ class _Group:
         """Entries of priority < 90 with low <= EV < high join or leave premium_aged."""
         premium_aged = self.premium_aged
         assert premium_aged is not None
-        start = self.normal_by_ev.bisect_right((-high, _AFTER_EVERY_SEQ, ""))
-        end = (
-            len(self.normal_by_ev)
-            if low == float("-inf")
-            else self.normal_by_ev.bisect_right((-low, _AFTER_EVERY_SEQ, ""))
-        )
-        for _, _, task_id in self.normal_by_ev.islice(start, end):
+        lowest = None if low == float("-inf") else (-low, _AFTER_EVERY_SEQ, "")
+        between = self.normal_by_ev.irange((-high, _AFTER_EVERY_SEQ, ""), lowest, inclusive=(False, True))
+        for _, _, task_id in between:
             aged = self.aged_of[task_id]
             if aged[4] >= PREMIUM_BLOCK_PRIORITY:
                 continue  # always allowed: never left the list
@@ -251,9 +247,8 @@ class _Group:
 
     def _move_hot(self, low: float, high: float, *, join: bool) -> None:
         """Normal entries with low < EV <= high join or leave `hot`."""
-        start = 0 if high == float("inf") else self.normal_by_ev.bisect_left((-high, -1, ""))
-        end = self.normal_by_ev.bisect_left((-low, -1, ""))
-        for _, _, task_id in self.normal_by_ev.islice(start, end):
+        highest = None if high == float("inf") else (-high, -1, "")
+        for _, _, task_id in self.normal_by_ev.irange(highest, (-low, -1, ""), inclusive=(True, False)):
             entry = _hot(self.aged_of[task_id])
             if join:
                 self.hot.add(entry)
@@ -331,11 +326,10 @@ class _Group:
     def _first_normal(self, p90: float | None, allowed: _Allowed) -> tuple[Rank, str] | None:
         for priority in self.normal.levels:
             bucket = self.normal.by_priority[priority]
-            index = 0 if p90 is None else bucket.bisect_left((-p90, -1, ""))  # first entry with EV <= P90
-            if index < len(bucket):
-                entry = bucket[index]
-                if allowed(priority, -entry[0]):
-                    return (False, priority, -entry[0], -entry[1]), entry[2]
+            # the first entry with EV <= P90
+            entry = bucket[0] if p90 is None else next(bucket.irange((-p90, -1, "")), None)
+            if entry is not None and allowed(priority, -entry[0]):
+                return (False, priority, -entry[0], -entry[1]), entry[2]
         return None
 
 
