@@ -4,9 +4,10 @@ The layout is the one `sortedcontainers.SortedList` made well known: a list of s
 about `load` items, plus each sublist's largest item, so an insertion or removal bisects two short
 lists and moves at most `2 x load` pointers, however long the sequence. It lives here rather than
 being imported because the router's hot path calls it several times per event: as part of
-`router/` it is compiled by mypyc with the rest (setup.py), where the third-party pure-Python list
-cost about a tenth of a compiled worker's instructions (docs/benchmarks.md). Only what the router
-uses is here: add, remove, length, membership, iteration, indexing, a count of smaller items and
+`router/` it is compiled by mypyc with the rest (setup.py), where calling the third-party
+pure-Python list cost a compiled worker a sixth of its instructions per event (docs/benchmarks.md).
+It keeps no positional index, so ranges are found by value (`irange`). Only what the router uses
+is here: add, remove, length, membership, iteration, indexing, a count of smaller items and
 ranges by value.
 """
 
