@@ -6,16 +6,17 @@ lists and moves at most `2 x load` pointers, however long the sequence. It lives
 being imported because the router's hot path calls it several times per event: as part of
 `router/` it is compiled by mypyc with the rest (setup.py), where calling the third-party
 pure-Python list cost a compiled worker a sixth of its instructions per event (docs/benchmarks.md).
-It keeps no positional index, so ranges are found by value (`irange`). Only what the router uses
-is here: add, remove, length, membership, iteration, indexing, a count of smaller items and
-ranges by value.
+Ranges are found by value (`irange`, bisection only); positions, which only the EV window's
+percentiles and the count of stale slots ask for, by a Fenwick tree over the sublists' lengths.
+Only what the router uses is here: add, remove, length, membership, iteration, indexing, a count
+of smaller items and ranges by value.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
-from itertools import chain, islice
+from itertools import chain
 from typing import Any, Generic, Protocol, TypeVar
 
 
@@ -42,6 +43,10 @@ class SortedSeq(Generic[T]):
             self._lists[-1].extend(short)
         self._maxes: list[T] = [sub[-1] for sub in self._lists]
         self._len = len(values)
+        # Positions (indexing, counting smaller items) come from a Fenwick tree over the sublists'
+        # lengths: built on the first such question, kept in step by add and remove (O(log k) for
+        # k sublists), dropped when sublists split, merge or vanish. Empty: not built.
+        self._tree: list[int] = []
 
     def __len__(self) -> int:
         return self._len
@@ -78,6 +83,7 @@ class SortedSeq(Generic[T]):
             self._lists.append([value])
             maxes.append(value)
             self._len = 1
+            self._tree = []
             return
         pos = bisect_right(maxes, value)
         if pos == len(maxes):  # beyond every item: append to the last sublist
@@ -89,6 +95,8 @@ class SortedSeq(Generic[T]):
         self._len += 1
         if len(self._lists[pos]) > 2 * self._load:
             self._split(pos)
+        elif self._tree:
+            self._grow(pos, 1)
 
     def remove(self, value: T) -> None:
         """Remove one item equal to `value`; ValueError if there is none."""
@@ -105,11 +113,14 @@ class SortedSeq(Generic[T]):
         if not sub:
             del self._lists[pos]
             del maxes[pos]
+            self._tree = []
             return
         if offset == len(sub):
             maxes[pos] = sub[-1]
         if len(sub) < self._load // 2 and len(self._lists) > 1:
             self._merge(pos)
+        elif self._tree:
+            self._grow(pos, -1)
 
     def bisect_left(self, value: T) -> int:
         """The index where `value` would go before any equal items (the count of smaller items)."""
@@ -150,16 +161,47 @@ class SortedSeq(Generic[T]):
     # -- layout --------------------------------------------------------------------------------
 
     def _locate(self, index: int) -> tuple[int, int]:
-        """(sublist, offset in it) of item `index` (0 <= index < len)."""
-        for pos, sub in enumerate(self._lists):
-            if index < len(sub):
-                return pos, index
-            index -= len(sub)
-        raise IndexError("SortedSeq index out of range")
+        """(sublist, offset in it) of item `index` (0 <= index < len), descending the tree."""
+        if index < len(self._lists[0]):  # short sequences (the EV window's, say) have one sublist
+            return 0, index
+        tree = self._built_tree()
+        pos, rest = 0, index
+        step = 1 << (len(tree) - 1).bit_length()
+        while step:
+            nxt = pos + step
+            if nxt < len(tree) and tree[nxt] <= rest:
+                pos = nxt
+                rest -= tree[nxt]
+            step >>= 1
+        return pos, rest  # pos sublists hold `index - rest` items before this one
 
     def _start_of(self, pos: int) -> int:
         """Items in the sublists before sublist `pos`."""
-        return sum(map(len, islice(self._lists, pos)))
+        tree = self._built_tree()
+        total = 0
+        while pos > 0:
+            total += tree[pos]
+            pos -= pos & -pos
+        return total
+
+    def _built_tree(self) -> list[int]:
+        """The Fenwick tree (1-based: tree[i] covers sublists i - lowbit(i) .. i - 1)."""
+        if not self._tree:
+            tree = [0] + [len(sub) for sub in self._lists]
+            for i in range(1, len(tree)):
+                parent = i + (i & -i)
+                if parent < len(tree):
+                    tree[parent] += tree[i]
+            self._tree = tree
+        return self._tree
+
+    def _grow(self, pos: int, delta: int) -> None:
+        """Sublist `pos` gained (or lost) `delta` items: update the tree."""
+        tree = self._tree
+        i = pos + 1
+        while i < len(tree):
+            tree[i] += delta
+            i += i & -i
 
     def _split(self, pos: int) -> None:
         sub = self._lists[pos]
@@ -168,6 +210,7 @@ class SortedSeq(Generic[T]):
         self._lists.insert(pos + 1, upper)
         self._maxes[pos] = sub[-1]
         self._maxes.insert(pos + 1, upper[-1])
+        self._tree = []
 
     def _merge(self, pos: int) -> None:
         """Join a short sublist to a neighbour (splitting the result again if it grew too long)."""
@@ -177,5 +220,6 @@ class SortedSeq(Generic[T]):
         self._maxes[left] = joined[-1]
         del self._lists[left + 1]
         del self._maxes[left + 1]
+        self._tree = []
         if len(joined) > 2 * self._load:
             self._split(left)

@@ -84,6 +84,26 @@ def test_indexing_agrees_with_a_sorted_list(ops: list[tuple[bool, int]], load: i
             seq[beyond]
 
 
+@settings(max_examples=200)
+@given(ops=steps, load=st.integers(min_value=2, max_value=6), probe=values)
+def test_positions_stay_right_as_items_come_and_go(ops: list[tuple[bool, int]], load: int, probe: int) -> None:
+    """Indexing and counting between every change: the position index, once built, is kept in step
+    by adds and removes and rebuilt after sublists split, merge or vanish."""
+    seq: SortedSeq[int] = SortedSeq(load=load)
+    model: list[int] = []
+    for adding, value in ops:
+        if adding:
+            seq.add(value)
+            insort(model, value)
+        elif value in model:
+            seq.remove(value)
+            model.remove(value)
+        if model:
+            middle = len(model) // 2
+            assert (seq[middle], seq[-1], seq[len(model) - 1]) == (model[middle], model[-1], model[-1])
+        assert seq.bisect_left(probe) == bisect_left(model, probe)
+
+
 @given(items=st.lists(values, max_size=200), load=st.integers(min_value=2, max_value=6))
 def test_built_from_items_in_any_order(items: list[int], load: int) -> None:
     seq = SortedSeq(items, load=load)
