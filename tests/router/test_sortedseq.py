@@ -16,19 +16,24 @@ values = st.integers(min_value=-20, max_value=20)
 steps = st.lists(st.tuples(st.booleans(), values), max_size=300)
 
 
+def step(seq: SortedSeq[int], model: list[int], adding: bool, value: int) -> None:
+    """One change to both: an add, or a remove (refused when the value is not there)."""
+    if adding:
+        seq.add(value)
+        insort(model, value)
+    elif value in model:
+        seq.remove(value)
+        model.remove(value)
+    else:
+        with pytest.raises(ValueError):
+            seq.remove(value)
+
+
 def replay(ops: list[tuple[bool, int]], load: int) -> tuple[SortedSeq[int], list[int]]:
     seq: SortedSeq[int] = SortedSeq(load=load)
     model: list[int] = []
     for adding, value in ops:
-        if adding:
-            seq.add(value)
-            insort(model, value)
-        elif value in model:
-            seq.remove(value)
-            model.remove(value)
-        else:
-            with pytest.raises(ValueError):
-                seq.remove(value)
+        step(seq, model, adding, value)
     return seq, model
 
 
@@ -92,12 +97,7 @@ def test_positions_stay_right_as_items_come_and_go(ops: list[tuple[bool, int]], 
     seq: SortedSeq[int] = SortedSeq(load=load)
     model: list[int] = []
     for adding, value in ops:
-        if adding:
-            seq.add(value)
-            insort(model, value)
-        elif value in model:
-            seq.remove(value)
-            model.remove(value)
+        step(seq, model, adding, value)
         if model:
             middle = len(model) // 2
             assert (seq[middle], seq[-1], seq[len(model) - 1]) == (model[middle], model[-1], model[-1])
