@@ -16,9 +16,8 @@ from typing import Any
 import orjson
 import redis
 
-from streams.keys import LIVE_GROUP
+from streams.keys import LIVE_GROUP  # the worker's group: the driver watches it to see when a run is done
 
-GROUP = LIVE_GROUP  # the worker's group: the driver watches it to see when a run is done
 _stop = False
 
 
@@ -34,13 +33,13 @@ def main() -> int:
     batch = int(os.environ.get("ROUTER_BATCH_SIZE", "256"))
     events, out, status = f"{prefix}events", f"{prefix}assign:ceiling", f"{prefix}status"
     try:
-        r.xgroup_create(events, GROUP, id="0", mkstream=True)
+        r.xgroup_create(events, LIVE_GROUP, id="0", mkstream=True)
     except redis.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
     r.set(f"{prefix}leader", "ceiling")  # the driver waits for this key, as it does for the worker's lease
     while not _stop:
-        reply: Any = r.xreadgroup(GROUP, "ceiling", {events: ">"}, count=batch, block=200)
+        reply: Any = r.xreadgroup(LIVE_GROUP, "ceiling", {events: ">"}, count=batch, block=200)
         if not reply:
             continue
         pipe = r.pipeline(transaction=False)
@@ -53,7 +52,7 @@ def main() -> int:
                 else:
                     pipe.xadd(status, {"data": b"{}"}, maxlen=100_000, approximate=True)
                 ids.append(entry_id)
-        pipe.xack(events, GROUP, *ids)
+        pipe.xack(events, LIVE_GROUP, *ids)
         pipe.execute()
     return 0
 

@@ -83,7 +83,6 @@ class SortedSeq(Generic[T]):
             self._lists.append([value])
             maxes.append(value)
             self._len = 1
-            self._tree = []
             return
         pos = bisect_right(maxes, value)
         if pos == len(maxes):  # beyond every item: append to the last sublist
@@ -177,6 +176,8 @@ class SortedSeq(Generic[T]):
 
     def _start_of(self, pos: int) -> int:
         """Items in the sublists before sublist `pos`."""
+        if pos == 0:  # short sequences have one sublist: no tree needed
+            return 0
         tree = self._built_tree()
         total = 0
         while pos > 0:
