@@ -12,14 +12,14 @@ from __future__ import annotations
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import hiredis
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
-from redis.connection import HiredisRespSerializer, parse_url
+from redis.connection import parse_url
 from redis.retry import Retry
 
 from router.errors import ConfigError
+from streams.resp import pack_command
 
 # Extra socket time beyond the longest BLOCK, so a blocking read never hits the socket timeout
 # (redis-py would retry it and turn one slow read into a long hang).
@@ -174,13 +174,10 @@ class AwaitedReply:
 
 
 def _send(conn: Any, args: tuple[Any, ...]) -> None:
-    """`conn.send_command(*args)`. Where redis-py would pack with hiredis anyway, the command is
-    packed here in one call: redis-py first copies the arguments one by one in Python, which for an
-    atomic step's thousand arguments cost more than the packing itself."""
-    if isinstance(getattr(conn, "_command_packer", None), HiredisRespSerializer):
-        conn.send_packed_command([hiredis.pack_command(args)])
-    else:
-        conn.send_command(*args)
+    """`conn.send_command(*args)`, packed here in one pass (streams.resp): redis-py would first
+    copy the arguments one by one in Python, then pack each through hiredis, which for an atomic
+    step's thousand arguments costs more than routing some of its events."""
+    conn.send_packed_command([pack_command(args)])
 
 
 def _discard(pool: redis.ConnectionPool, conn: Any) -> None:
