@@ -130,8 +130,8 @@ class AtomicStep:
     def hdel(self, key: str, field_name: str) -> None:
         self._hashes.setdefault(key, {})[field_name] = None
 
-    def xack(self, stream: str, group: str, entry_id: str) -> None:
-        self._acks.setdefault((stream, group), []).append(entry_id)
+    def xack(self, stream: str, group: str, *entry_ids: str) -> None:
+        self._acks.setdefault((stream, group), []).extend(entry_ids)
 
     def rpush_capped(self, key: str, value: bytes | str, *, keep: int) -> None:
         self._lists.setdefault((key, keep), []).append(value)

@@ -293,8 +293,8 @@ class RoutingWorker:
             return None
         add_effects(step, self.keys, effects, caps=self.caps, dry_run=self.dry_run)
         add_ledger_changes(step, self.state, router.drain_changes(), ev_window=self.settings.ev_window)
-        for entry in entries:  # acknowledged last: should a write fail, the inputs stay pending
-            step.xack(self.keys.events, self.group, entry.entry_id)
+        # acknowledged last: should a write fail, the inputs stay pending
+        step.xack(self.keys.events, self.group, *[entry.entry_id for entry in entries])
         return _Batch(entries=entries, effects=effects, step=step)
 
     def _send(self, batch: _Batch) -> bool:
