@@ -329,20 +329,29 @@ class Decision:
 
 
 def task_to_json(task: Task) -> dict[str, Any]:
-    """A task as the ledger snapshot stores it (its parsed values and the fields as received)."""
-    return {
+    """A task as the ledger snapshot stores it (its parsed values and the fields as received). The
+    optional values a task does not have are left out rather than written as null: every busy slot
+    and waiting task carries one of these, and task_from_json reads a missing value as None."""
+    doc: dict[str, Any] = {
         "task_id": task.task_id,
         "priority": task.priority,
         "requires": dict(task.requires),
         "layer": task.layer,
-        "ev": task.ev,
-        "quest_priority": task.quest_priority,
-        "est_input_tokens": task.est_input_tokens,
-        "est_output_tokens": task.est_output_tokens,
-        "title": task.title,
-        "submitted_at_ms": task.submitted_at_ms,
         "fields": dict(task.fields),
     }
+    if task.ev is not None:
+        doc["ev"] = task.ev
+    if task.quest_priority is not None:
+        doc["quest_priority"] = task.quest_priority
+    if task.est_input_tokens is not None:
+        doc["est_input_tokens"] = task.est_input_tokens
+    if task.est_output_tokens is not None:
+        doc["est_output_tokens"] = task.est_output_tokens
+    if task.title is not None:
+        doc["title"] = task.title
+    if task.submitted_at_ms is not None:
+        doc["submitted_at_ms"] = task.submitted_at_ms
+    return doc
 
 
 def task_from_json(doc: Mapping[str, Any]) -> Task:

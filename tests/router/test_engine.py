@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import pytest
 
 from router.catalog import Catalog
@@ -24,6 +25,8 @@ from router.values import (
     TaskStarted,
     Usage,
     Verdict,
+    task_from_json,
+    task_to_json,
 )
 
 T0 = 1_700_000_000_000
@@ -467,6 +470,30 @@ def test_restore_keeps_await_announcements_and_assigned_ids(catalog: Catalog) ->
     assert router.apply(pending("a", 50), event_id="9-0", now_ms=T0) == []  # already assigned
     router.apply(pending("b", 40, {"reasoning": 7}), event_id="9-1", now_ms=T0)
     assert router.match(now_ms=T0) == []  # b already announced its wait
+
+
+def test_snapshot_task_leaves_out_missing_optional_values_and_reads_them_back() -> None:
+    bare = Task(task_id="t", priority=50, requires={"coding": 3}, layer="chore", fields={"task_id": "t", "x": 1})
+    full = Task(
+        task_id="u",
+        priority=90,
+        requires={},
+        layer="strategy",
+        ev=0.7,
+        quest_priority=95,
+        est_input_tokens=1000,
+        est_output_tokens=200,
+        title="Ship it",
+        submitted_at_ms=T0,
+        fields={"task_id": "u"},
+    )
+    assert None not in task_to_json(bare).values()
+    assert sorted(task_to_json(bare)) == ["fields", "layer", "priority", "requires", "task_id"]
+    for task in (bare, full):
+        assert task_from_json(orjson.loads(orjson.dumps(task_to_json(task)))) == task
+    # a snapshot written before the optional values were left out (nulls) reads the same
+    with_nulls = {**task_to_json(bare), "ev": None, "title": None, "submitted_at_ms": None}
+    assert task_from_json(with_nulls) == bare
 
 
 # -- matching order refinements ---------------------------------------------------------------
