@@ -315,10 +315,12 @@ class RoutingWorker:
         return True
 
     def _acknowledged(self, batch: _Batch) -> None:
-        for entry in batch.entries:
-            self._failures.pop(entry.entry_id, None)
-            self._excused.pop(entry.entry_id, None)
-            self._claimed.pop(entry.entry_id, None)
+        # failures and excuses are rare: their dicts are usually empty, and a busy worker runs this
+        # for every entry, so they are only looked through when they hold anything
+        for bookkeeping in (self._claimed, self._failures, self._excused):
+            if bookkeeping:
+                for entry in batch.entries:
+                    bookkeeping.pop(entry.entry_id, None)
         self.processed += len(batch.entries)
         self._report(batch.effects)
 
@@ -358,6 +360,8 @@ class RoutingWorker:
     def _rejection(self, entry: Entry) -> str | None:
         if entry.data is None:
             return "entry has no 'data' field"
+        if entry.deliveries <= self.settings.max_deliveries:  # the usual case: excuses only lower it
+            return None
         deliveries = entry.deliveries - self._excused.get(entry.entry_id, 0)
         if deliveries > self.settings.max_deliveries:
             last = self._failures.get(entry.entry_id)
