@@ -1,6 +1,6 @@
 """Setuptools hook; the project's metadata lives in pyproject.toml.
 
-ROUTER_COMPILE=1 also compiles router/ and streams/ to C extensions with mypyc (about 1.6x the
+ROUTER_COMPILE=1 also compiles router/ and streams/ to C extensions with mypyc (about 1.9x the
 routing throughput, docs/benchmarks.md). mypyc comes with mypy, which the build then needs:
 
     pip install '.[dev]' 'setuptools>=77' wheel

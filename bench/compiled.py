@@ -3,7 +3,7 @@
     python -m bench.compiled        # build build/compiled/ (or reuse it) and print its path
 
 Both packages are plain, fully typed Python, so mypyc compiles them unchanged to C extensions that
-route about 1.6x as many events per second (docs/benchmarks.md). A production install compiles the
+route about 1.9x as many events per second (docs/benchmarks.md). A production install compiles the
 same way through setup.py (`ROUTER_COMPILE=1`); this builds the modules into build/compiled/ so that
 putting that directory first on PYTHONPATH runs the compiled router beside the editable checkout
 (every other package still comes from the checkout). The benchmarks and the compiled test run use
