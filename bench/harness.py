@@ -11,6 +11,7 @@ ids (Redis server clock, millisecond resolution).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,7 @@ ROUTERS = ("router", COMPILED)  # kinds that run `router worker`; the other is t
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
     kind: str
-    offered_eps: float | None  # None: saturation (a burst sent as fast as the client can)
+    offered_eps: float | None  # None: saturation (a burst sent as fast as the client can, or a backlog)
     events: int
     achieved_eps: float
     p50_ms: float
@@ -143,6 +144,18 @@ class Bench:
         for _ in range(0, events // 2, chunk):
             self._send_pairs(chunk)
 
+    def backlog(self, events: int) -> int:
+        """A burst sent while the consumer is stopped (SIGSTOP), then the consumer let go: it drains
+        a backlog with no driver competing for the cores. Returns when it was let go (Redis clock,
+        ms). The pause is far shorter than the worker's lease."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        try:
+            self.burst(events)
+            seconds, micros = self.r.time()
+        finally:
+            os.kill(self.proc.pid, signal.SIGCONT)
+        return int(seconds) * 1000 + int(micros) // 1000
+
     # -- results -----------------------------------------------------------------------------
 
     def assignments(self) -> dict[str, int]:
@@ -181,12 +194,15 @@ class Bench:
         while time.monotonic() < deadline and not self.consumed():
             time.sleep(0.05)
 
-    def result(self, offered_eps: float | None) -> RunResult:
+    def result(self, offered_eps: float | None, *, released_ms: int | None = None) -> RunResult:
+        """The run's figures; after `backlog`, `released_ms` (when the consumer was let go) is where
+        the time and each event's latency start, as no event could be read before it."""
         self.wait_assigned(timeout_s=20)  # a task still unassigned by then counts as lost
         done = self.assignments()
-        latencies = [done[t] - at for t, at in self.task_event_ms.items() if t in done]
+        since = released_ms or 0
+        latencies = [done[t] - max(at, since) for t, at in self.task_event_ms.items() if t in done]
         measured = [t for t in self.task_event_ms if t in done]
-        first = min(self.task_event_ms.values())
+        first = released_ms if released_ms is not None else min(self.task_event_ms.values())
         last = max(done[t] for t in measured) if measured else first
         events = 2 * len(self.task_event_ms)
         return RunResult(

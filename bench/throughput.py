@@ -2,7 +2,10 @@
 
     python -m bench.throughput [--repeats 3] [--seconds 6] [--burst 40000]
 
-Each run starts a fresh worker (or ceiling consumer) with its own key prefix, so runs never share
+Loads: 1,000 and 5,000 events/s offered; saturation (a burst of `--burst` events sent as the
+consumer reads, so on a small machine the driver competes with it for the cores); and a backlog
+(the same burst sent while the consumer is stopped, then drained: its capacity with nothing else
+running). Each run starts a fresh worker (or ceiling consumer) with its own key prefix, so runs never share
 state; every key is deleted afterwards. Results: bench/results/throughput.json and .md.
 """
 
@@ -22,13 +25,21 @@ from bench.harness import COMPILED, Bench, RunResult
 RESULTS = Path(__file__).parent / "results"
 
 
-def one(kind: str, redis_url: str, rate: float | None, seconds: float, burst: int) -> RunResult:
+SATURATION = "saturation"  # a burst sent while the consumer reads: the driver competes for the cores
+BACKLOG = "backlog"  # the same burst sent while the consumer is stopped, then drained
+_THROUGHPUT_RATIOS = ((SATURATION, "throughput_vs_ceiling"), (BACKLOG, "backlog_throughput_vs_ceiling"))
+
+
+def one(kind: str, redis_url: str, load: float | str, seconds: float, burst: int) -> RunResult:
     with Bench(kind=kind, redis_url=redis_url) as bench:
-        if rate is None:
+        if load == SATURATION:
             bench.burst(burst)
-        else:
-            bench.offered(rate, seconds)
-        return bench.result(rate)
+            return bench.result(None)
+        if load == BACKLOG:
+            return bench.result(None, released_ms=bench.backlog(burst))
+        assert isinstance(load, float)
+        bench.offered(load, seconds)
+        return bench.result(load)
 
 
 def summary(runs: list[RunResult], key: str) -> dict[str, float]:
@@ -45,7 +56,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
     p.add_argument("--no-compiled", action="store_true", help="leave out the mypyc-compiled worker")
     args = p.parse_args()
-    loads: list[float | None] = [1000.0, 5000.0, None]
+    loads: list[float | str] = [1000.0, 5000.0, SATURATION, BACKLOG]
     kinds = ["ceiling", "router"]
     if not args.no_compiled:
         try:
@@ -58,8 +69,8 @@ def main() -> int:
         for rate in loads:
             for kind in kinds:  # interleaved, so machine noise hits every kind alike
                 result = one(kind, args.redis_url, rate, args.seconds, args.burst)
-                runs.setdefault(f"{kind}@{rate or 'saturation'}", []).append(result)
-                print(f"run {repeat + 1}: {kind:7} offered {rate or 'saturation'}: {result.to_json()}", flush=True)
+                runs.setdefault(f"{kind}@{rate}", []).append(result)
+                print(f"run {repeat + 1}: {kind:7} offered {rate}: {result.to_json()}", flush=True)
     table: dict[str, Any] = {}
     for name, results in runs.items():
         table[name] = {k: summary(results, k) for k in ("achieved_eps", "p50_ms", "p99_ms")}
@@ -89,25 +100,31 @@ def main() -> int:
 
 
 def _ratios(table: dict[str, Any], runs: dict[str, list[RunResult]], kind: str) -> dict[str, Any]:
-    """The goals' ratios of the medians; and the throughput ratio run by run (each run beside the
+    """The goals' ratios of the medians; and the throughput ratios run by run (each run beside the
     ceiling run just before it, seconds apart), whose median a machine whose speed drifts over the
-    minutes of a session moves less."""
-    paired = [
-        mine.achieved_eps / ceiling.achieved_eps
-        for mine, ceiling in zip(runs[f"{kind}@saturation"], runs["ceiling@saturation"], strict=True)
-    ]
-    return {
-        "throughput_vs_ceiling": table[f"{kind}@saturation"]["achieved_eps"]["median"]
-        / table["ceiling@saturation"]["achieved_eps"]["median"],
+    minutes of a session moves less. Throughput both at saturation (the driver sending as the
+    consumer reads) and draining a backlog (sent before the consumer was let go)."""
+    out: dict[str, Any] = {
         "p99_at_1000_vs_ceiling": table[f"{kind}@1000.0"]["p99_ms"]["median"]
         / max(table["ceiling@1000.0"]["p99_ms"]["median"], 1.0),
-        "throughput_vs_ceiling_paired": {
+    }
+    for load, name in _THROUGHPUT_RATIOS:
+        if f"{kind}@{load}" not in runs:
+            continue
+        out[name] = (
+            table[f"{kind}@{load}"]["achieved_eps"]["median"] / table[f"ceiling@{load}"]["achieved_eps"]["median"]
+        )
+        paired = [
+            mine.achieved_eps / ceiling.achieved_eps
+            for mine, ceiling in zip(runs[f"{kind}@{load}"], runs[f"ceiling@{load}"], strict=True)
+        ]
+        out[f"{name}_paired"] = {
             "median": statistics.median(paired),
             "min": min(paired),
             "max": max(paired),
             "by_run": [round(x, 3) for x in paired],
-        },
-    }
+        }
+    return out
 
 
 def markdown(table: dict[str, Any], ratios: dict[str, dict[str, Any]], repeats: int) -> str:
@@ -123,11 +140,14 @@ def markdown(table: dict[str, Any], ratios: dict[str, dict[str, Any]], repeats: 
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     for kind, ratio in ratios.items():
-        paired = ratio["throughput_vs_ceiling_paired"]
-        lines.append(
-            f"{kind} throughput / ceiling throughput at saturation: {ratio['throughput_vs_ceiling']:.2f} "
-            f"(goal >= 0.5); run by run {paired['median']:.2f} [{paired['min']:.2f}-{paired['max']:.2f}]"
-        )
+        for load, name in _THROUGHPUT_RATIOS:
+            if name not in ratio:
+                continue
+            paired = ratio[f"{name}_paired"]
+            lines.append(
+                f"{kind} throughput / ceiling throughput, {load}: {ratio[name]:.2f} (goal >= 0.5); "
+                f"run by run {paired['median']:.2f} [{paired['min']:.2f}-{paired['max']:.2f}]"
+            )
         lines.append(f"{kind} p99 / ceiling p99 at 1,000 events/s: {ratio['p99_at_1000_vs_ceiling']:.2f} (goal <= 2)")
     return "\n".join(lines) + "\n"
 
