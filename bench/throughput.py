@@ -5,8 +5,8 @@
 Loads: 1,000 and 5,000 events/s offered; saturation (a burst of `--burst` events sent as the
 consumer reads, so on a small machine the driver competes with it for the cores); and a backlog
 (the same burst sent while the consumer is stopped, then drained: its capacity with nothing else
-running). Each run starts a fresh worker (or ceiling consumer) with its own key prefix, so runs never share
-state; every key is deleted afterwards. Results: bench/results/throughput.json and .md.
+running). Each run starts a fresh worker (or ceiling consumer) with its own key prefix, so runs
+never share state; every key is deleted afterwards. Results: bench/results/throughput.json and .md.
 """
 
 from __future__ import annotations
