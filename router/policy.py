@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from itertools import chain, islice
 from typing import Final
 
 from router.catalog import PREMIUM_TIER, Catalog, Model
 from router.slots import SlotLedger
+from router.sortedseq import SortedSeq
 from router.values import Alternative, ChosenSlot, Outcome, ReasonCode, Task, Thresholds, Verdict
 
 PREMIUM_BLOCK_PRIORITY: Final = 90
@@ -268,12 +268,16 @@ def _listed_ids(
 
 
 def _listed(
-    out: list[Alternative], model: Model, account: str, verdict: Verdict, detail: str | None, *buckets: Collection[str]
+    out: list[Alternative], model: Model, account: str, verdict: Verdict, detail: str | None, *buckets: SortedSeq[str]
 ) -> None:
     """Every slot of `buckets`, sharing one verdict."""
     total = sum(len(b) for b in buckets)
     if total:
-        first = list(islice(chain(*buckets), LIST_EACH_UP_TO))
+        first: list[str] = []
+        for bucket in buckets:
+            if len(first) >= LIST_EACH_UP_TO:
+                break
+            first += bucket.first(LIST_EACH_UP_TO - len(first))
         _listed_ids(out, model, account, verdict, detail, first, total)
 
 

@@ -6,7 +6,6 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from itertools import islice
 from typing import Any, Final
 
 from router.sortedseq import SortedSeq
@@ -132,7 +131,7 @@ NEVER_MS: Final = 2**62
 class SlotLedger:
     """Every mutation goes: take the record out of the indexes, change it, put it back; so the
     pools, the staleness order and the lapse order always agree with the records. (The first n of
-    a sorted sequence are read with itertools.islice over its iterator: no positions to work out.)"""
+    a sorted sequence are read with SortedSeq.first: no positions to work out.)"""
 
     def __init__(self, *, stale_after_ms: int, assignment_timeout_ms: int = NEVER_MS) -> None:
         self.stale_after_ms = stale_after_ms
@@ -174,7 +173,7 @@ class SlotLedger:
         """Up to `limit` stale free slots of the pool, longest silent first."""
         pool = self.pools[key]
         count = min(limit, self.stale_free_count(key, now_ms))
-        return [slot_id for _, slot_id in islice(pool.free_by_heard, count)]
+        return [slot_id for _, slot_id in pool.free_by_heard.first(count)]
 
     def live_free_ids(self, key: PoolKey, now_ms: int, limit: int) -> list[str]:
         """Up to `limit` live free slots of the pool, smallest id first."""
@@ -182,7 +181,7 @@ class SlotLedger:
         if pool is None:
             return []
         if not self.stale_free_count(key, now_ms):  # the usual case: every free slot is live
-            return list(islice(pool.free, limit))
+            return pool.free.first(limit)
         found: list[str] = []
         for slot_id in pool.free:
             if len(found) >= limit:

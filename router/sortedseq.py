@@ -8,15 +8,15 @@ being imported because the router's hot path calls it several times per event: a
 pure-Python list cost a compiled worker a sixth of its instructions per event (docs/benchmarks.md).
 Ranges are found by value (`irange`, bisection only); positions, which only the EV window's
 percentiles and the count of stale slots ask for, by a Fenwick tree over the sublists' lengths.
-Only what the router uses is here: add, remove, length, membership, iteration, indexing, a count
-of smaller items and ranges by value.
+Only what the router uses is here: add, remove, length, membership, iteration, indexing, the
+first few items, a count of smaller items and ranges by value.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
-from itertools import chain
+from itertools import chain, islice
 from typing import Any, Generic, Protocol, TypeVar
 
 
@@ -120,6 +120,17 @@ class SortedSeq(Generic[T]):
             self._merge(pos)
         elif self._tree:
             self._grow(pos, -1)
+
+    def first(self, count: int) -> list[T]:
+        """The first `count` items (all of them if there are fewer): usually a slice of the first
+        sublist, which is cheaper than iterating (the ledger reads the first few ids of a pool for
+        every decision's explanation)."""
+        lists = self._lists
+        if not lists or count <= 0:
+            return []
+        if count <= len(lists[0]):
+            return lists[0][:count]
+        return list(islice(chain.from_iterable(lists), count))
 
     def bisect_left(self, value: T) -> int:
         """The index where `value` would go before any equal items (the count of smaller items)."""

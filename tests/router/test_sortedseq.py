@@ -90,6 +90,16 @@ def test_indexing_agrees_with_a_sorted_list(ops: list[tuple[bool, int]], load: i
 
 
 @settings(max_examples=200)
+@given(ops=steps, load=st.integers(min_value=2, max_value=6), count=st.integers(min_value=-1, max_value=40))
+def test_the_first_few_items_are_the_sorted_lists_first_few(ops: list[tuple[bool, int]], load: int, count: int) -> None:
+    seq, model = replay(ops, load)
+    first = seq.first(count)
+    assert first == model[: max(count, 0)]
+    first.append(99)  # a copy: changing it leaves the sequence alone
+    assert list(seq) == model
+
+
+@settings(max_examples=200)
 @given(ops=steps, load=st.integers(min_value=2, max_value=6), probe=values)
 def test_positions_stay_right_as_items_come_and_go(ops: list[tuple[bool, int]], load: int, probe: int) -> None:
     """Indexing and counting between every change: the position index, once built, is kept in step
