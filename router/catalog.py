@@ -82,6 +82,11 @@ class Catalog:
         """The ids of `rateable(requires)`: one set shared by every task with these requirements."""
         return self._rateable(requires)[1]
 
+    def rateable_with_ids(self, requires: Mapping[str, int]) -> tuple[tuple[Model, ...], frozenset[str]]:
+        """`rateable(requires)` and `rateable_ids(requires)` in one look-up (building the cache key
+        costs more than the rest: callers that need both ask once)."""
+        return self._rateable(requires)
+
     def _rateable(self, requires: Mapping[str, int]) -> tuple[tuple[Model, ...], frozenset[str]]:
         key = frozenset(requires.items())
         cached = self._rateable_cache.get(key)

@@ -119,7 +119,7 @@ class Router:
         if known is None:
             self.ev_window.add(ev)
             self._changes.ev_added.append(ev)
-        rateable = self.catalog.rateable(task.requires)
+        rateable, rateable_ids = self.catalog.rateable_with_ids(task.requires)
         if not rateable:
             if known is not None:
                 self._drop_waiting(task.task_id)
@@ -130,7 +130,7 @@ class Router:
             ev=ev,
             seq=known.seq if known else self.waiting.next_seq(),
             since_ms=known.since_ms if known else now_ms,
-            models=self.catalog.rateable_ids(task.requires),
+            models=rateable_ids,
             min_tier=rateable[0].tier,
             await_decision_id=known.await_decision_id if known else None,
         )
@@ -403,11 +403,11 @@ class Router:
     def _restore_waiting(self, waiting: WaitingTask) -> None:
         """File a restored task under what the current catalogue says it may use (the catalogue may
         have changed across the restart); one no model can serve any more is decided at next match."""
-        rateable = self.catalog.rateable(waiting.task.requires)
+        rateable, rateable_ids = self.catalog.rateable_with_ids(waiting.task.requires)
         if not rateable:
             self._restored_unroutable[waiting.task.task_id] = waiting
             return
-        waiting.models = self.catalog.rateable_ids(waiting.task.requires)
+        waiting.models = rateable_ids
         waiting.min_tier = rateable[0].tier
         self.waiting.add(waiting)
 

@@ -53,11 +53,11 @@ class Assessment:
 
 
 def assess(task: Task, catalog: Catalog, *, ev: float, p50: float | None, p90: float | None) -> Assessment:
-    rateable = catalog.rateable(task.requires)
+    rateable, rateable_ids = catalog.rateable_with_ids(task.requires)
     min_tier = rateable[0].tier if rateable else None
     return Assessment(
         task=task,
-        rateable=catalog.rateable_ids(task.requires),
+        rateable=rateable_ids,
         min_tier=min_tier,
         thresholds=Thresholds(ev=ev, p50=p50, p90=p90),
         override=is_override(task, ev=ev, p90=p90),

@@ -91,6 +91,9 @@ def test_step1_rateable_models_cheapest_tier_first(
     catalog: Catalog, requires: dict[str, int], expected: list[str]
 ) -> None:
     assert [m.model_id for m in catalog.rateable(requires)] == expected
+    models, ids = catalog.rateable_with_ids(requires)
+    assert models == catalog.rateable(requires)
+    assert ids == catalog.rateable_ids(requires) == frozenset(expected)
 
 
 def test_step1_a_capability_the_model_does_not_list_counts_as_zero() -> None:
