@@ -14,10 +14,10 @@ first few items, a count of smaller items and ranges by value.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+import bisect
 from collections.abc import Iterable, Iterator
 from itertools import chain, islice
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 
 class _Comparable(Protocol):
@@ -25,6 +25,11 @@ class _Comparable(Protocol):
 
 
 T = TypeVar("T", bound=_Comparable)
+# Bound once: compiled, a name imported from a module is looked up in this module's dict at every
+# call, and the sequences bisect a few times per event.
+bisect_left: Final = bisect.bisect_left
+bisect_right: Final = bisect.bisect_right
+insort: Final = bisect.insort
 DEFAULT_LOAD = 1000
 
 
