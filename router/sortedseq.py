@@ -89,7 +89,8 @@ class SortedSeq(Generic[T]):
             maxes.append(value)
             self._len = 1
             return
-        pos = bisect_right(maxes, value)
+        # the usual case, one sublist, takes one comparison rather than a search of the maxima
+        pos = bisect_right(maxes, value) if len(maxes) > 1 else (0 if value < maxes[0] else 1)
         if pos == len(maxes):  # beyond every item: append to the last sublist
             pos -= 1
             self._lists[pos].append(value)
@@ -105,12 +106,12 @@ class SortedSeq(Generic[T]):
     def remove(self, value: T) -> None:
         """Remove one item equal to `value`; ValueError if there is none."""
         maxes = self._maxes
-        pos = bisect_left(maxes, value)
+        pos = 0 if len(maxes) == 1 else bisect_left(maxes, value)  # one sublist: nothing to search
         if pos == len(maxes):
             raise ValueError(f"{value!r} is not in the sequence")
         sub = self._lists[pos]
         offset = bisect_left(sub, value)
-        if sub[offset] != value:
+        if offset == len(sub) or sub[offset] != value:
             raise ValueError(f"{value!r} is not in the sequence")
         del sub[offset]
         self._len -= 1
