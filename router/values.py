@@ -339,18 +339,17 @@ def task_to_json(task: Task) -> dict[str, Any]:
         "layer": task.layer,
         "fields": dict(task.fields),
     }
-    if task.ev is not None:
-        doc["ev"] = task.ev
-    if task.quest_priority is not None:
-        doc["quest_priority"] = task.quest_priority
-    if task.est_input_tokens is not None:
-        doc["est_input_tokens"] = task.est_input_tokens
-    if task.est_output_tokens is not None:
-        doc["est_output_tokens"] = task.est_output_tokens
-    if task.title is not None:
-        doc["title"] = task.title
-    if task.submitted_at_ms is not None:
-        doc["submitted_at_ms"] = task.submitted_at_ms
+    optional: tuple[tuple[str, object], ...] = (
+        ("ev", task.ev),
+        ("quest_priority", task.quest_priority),
+        ("est_input_tokens", task.est_input_tokens),
+        ("est_output_tokens", task.est_output_tokens),
+        ("title", task.title),
+        ("submitted_at_ms", task.submitted_at_ms),
+    )
+    for name, value in optional:
+        if value is not None:
+            doc[name] = value
     return doc
 
 
