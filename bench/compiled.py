@@ -3,9 +3,10 @@
     python -m bench.compiled        # build build/compiled/ (or reuse it) and print its path
 
 Both packages are plain, fully typed Python, so mypyc compiles them unchanged to C extensions that
-route about 1.9x as many events per second (docs/benchmarks.md). A production install compiles the
-same way through setup.py (`ROUTER_COMPILE=1`); this builds the modules into build/compiled/ so that
-putting that directory first on PYTHONPATH runs the compiled router beside the editable checkout
+route about 1.9x as many events per second (docs/benchmarks.md). A regular install (a wheel) is
+compiled by setup.py; an editable install never is. This runs the same setup.py (`build_ext
+--inplace`, ROUTER_COMPILE=1) on a copy of the packages in build/compiled/, so that putting that
+directory first on PYTHONPATH runs the modules a regular install ships beside the editable checkout
 (every other package still comes from the checkout). The benchmarks and the compiled test run use
 it. A build is reused while the sources it came from are unchanged.
 """
@@ -13,6 +14,7 @@ it. A build is reused while the sources it came from are unchanged.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -22,14 +24,16 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "compiled"
 PACKAGES = ("router", "streams")
 _STAMP = ".sources.sha256"
+_BUILD_FILES = ("setup.py", "pyproject.toml", "README.md")  # the build script, its settings, the readme they name
 
 
 def source_digest() -> str:
-    """What a build depends on: the packages' files, the mypy settings and the mypy version."""
+    """What a build depends on: the packages' files, setup.py, the mypy settings and version."""
     from mypy.version import __version__ as mypy_version
 
     digest = hashlib.sha256(f"{mypy_version} {sys.version}".encode())
-    digest.update((ROOT / "pyproject.toml").read_bytes())
+    for name in _BUILD_FILES:
+        digest.update((ROOT / name).read_bytes())
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix in {".py", ".toml"}:
@@ -49,9 +53,15 @@ def ensure_compiled(out: Path = OUT) -> Path:
     out.mkdir(parents=True)
     for package in PACKAGES:
         shutil.copytree(ROOT / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-    shutil.copy(ROOT / "pyproject.toml", out / "pyproject.toml")  # mypy's settings, which mypyc applies
+    for name in _BUILD_FILES:
+        shutil.copy(ROOT / name, out / name)
     done = subprocess.run(
-        [sys.executable, "-m", "mypyc", *PACKAGES], cwd=out, capture_output=True, text=True, check=False
+        [sys.executable, "setup.py", "build_ext", "--inplace"],
+        cwd=out,
+        env=dict(os.environ, ROUTER_COMPILE="1"),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     shutil.rmtree(out / "build", ignore_errors=True)  # generated C and object files
     if done.returncode != 0:

@@ -86,8 +86,8 @@ def main() -> int:
         "goals": {"throughput_vs_ceiling": ">= 0.5", "p99_at_1000_vs_ceiling": "<= 2.0"},
         "kinds": {
             "ceiling": "bench/ceiling.py: read, one output per entry, acknowledge (pipelined)",
-            "router": "router worker, pure Python",
-            COMPILED: "router worker with router/ and streams/ compiled by mypyc (bench/compiled.py)",
+            "router": "router worker, interpreted (an editable install or ROUTER_COMPILE=0)",
+            COMPILED: "router worker as a regular install builds it: router/ and streams/ compiled by mypyc",
         },
         "runs": {k: [r.to_json() for r in v] for k, v in runs.items()},
     }
