@@ -13,6 +13,7 @@ it. A build is reused while the sources it came from are unchanged.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "compiled"
 PACKAGES = ("router", "streams")
 _STAMP = ".sources.sha256"
-_BUILD_FILES = ("setup.py", "pyproject.toml", "README.md")  # the build script, its settings, the readme they name
+_BUILD_FILES = ("setup.py", "pyproject.toml")  # the build script and its settings (mypy's among them)
 
 
 def source_digest() -> str:
@@ -44,7 +45,15 @@ def source_digest() -> str:
 
 def ensure_compiled(out: Path = OUT) -> Path:
     """Build (or reuse) the compiled packages under `out`; raises RuntimeError with mypyc's output
-    if the build fails (for example, no C compiler)."""
+    if the build fails (for example, no C compiler). Processes asking at once (a benchmark beside
+    the test run) take turns: the first builds, the others then find its build."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_unless_current(out)
+
+
+def _build_unless_current(out: Path) -> Path:
     digest = source_digest()
     stamp = out / _STAMP
     if stamp.exists() and stamp.read_text().strip() == digest:
@@ -55,6 +64,7 @@ def ensure_compiled(out: Path = OUT) -> Path:
         shutil.copytree(ROOT / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
     for name in _BUILD_FILES:
         shutil.copy(ROOT / name, out / name)
+    (out / "README.md").write_text("model-router\n")  # pyproject.toml names a readme; its text is not built
     done = subprocess.run(
         [sys.executable, "setup.py", "build_ext", "--inplace"],
         cwd=out,
