@@ -17,9 +17,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dashboard import format as fmt
 from dashboard.chart import bar_chart
@@ -139,9 +141,26 @@ def create_app(
     # Count decisions from here on; if Redis is down now, the first scrape that reaches it starts.
     with contextlib.suppress(redis.RedisError):
         tail.start_at_tail()
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(RefuseUndecodableQuery)])
     app.state.dashboard = dash
     return app
+
+
+class RefuseUndecodableQuery:
+    """A query string that is not UTF-8 gets a 400 before routing: Starlette decodes it as UTF-8
+    when it builds a URL (the redirect of a path with a trailing slash, say) and would answer 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            try:
+                scope.get("query_string", b"").decode("utf-8")
+            except UnicodeDecodeError:
+                await JSONResponse({"error": "the query string is not UTF-8"}, status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _live(dash: Dashboard) -> tuple[LiveState | None, str | None]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import orjson
 import pytest
 import redis
@@ -123,3 +126,36 @@ def test_a_hand_edited_snapshot_shows_placeholders_not_a_500(
 def test_the_root_redirects_to_the_page(seeded: Engine, make_client: MakeClient) -> None:
     response = make_client(seeded).get("/", follow_redirects=False)
     assert response.status_code in (302, 307) and response.headers["location"] == "/resources"
+
+
+@pytest.mark.parametrize("path", ["/resources/", "/resources", API, "/"])
+def test_a_query_string_that_is_not_utf8_gets_a_400_not_a_500(
+    seeded: Engine, make_client: MakeClient, path: str
+) -> None:
+    """Raw bytes in the query (no HTTP client sends them; a hand-made request can): the trailing
+    slash redirect would build a URL from them."""
+    app = make_client(seeded).app
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"hours=\xff",
+        "headers": [(b"host", b"testserver")],
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 1),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 400
+    assert orjson.loads(sent[1]["body"]) == {"error": "the query string is not UTF-8"}
