@@ -6,8 +6,9 @@
     python3 dev.py run  <router subcommand ...>  # any `router` command inside the project venv
     python3 dev.py bench                          # throughput, latency and scaling benchmarks
 
-The first call creates .venv and installs the project with its dev extras; later calls reinstall
-only when pyproject.toml changes. `test` without options then compiles router/ and streams/ with
+The first call creates .venv and installs the project with its dev extras, editable (never
+compiled; its build environment still fetches the build requirements, mypy among them); later
+calls reinstall only when pyproject.toml changes. `test` without options then compiles router/ and streams/ with
 mypyc (build/compiled/, reused while unchanged) and runs their tests and the worker's end-to-end
 tests again on the compiled modules, as a regular (non-editable) install ships them; that pass needs a C
 compiler and the Python headers, and says so when they are missing.

@@ -74,10 +74,15 @@ def compiled_extensions(mode: str, argv: list[str]) -> list[Any]:
 
 
 class BuildExtOrFallBack(build_ext):
-    """With ROUTER_COMPILE=auto, a C build that fails leaves no extension behind (a module's shim
-    without the shared library would not import), so the .py files are what gets installed."""
+    """Builds the extensions into a build directory cleared of earlier builds' (pip builds in the
+    source tree's build/, which outlives a build: a module since removed, or a compiled build
+    followed by one that fell back, would otherwise ship its old extension over the new .py). With
+    ROUTER_COMPILE=auto, a C build that fails leaves no extension behind (a module's shim without
+    the shared library would not import) and the wheel is a pure-Python one."""
 
     def run(self) -> None:
+        if not self.inplace:
+            _remove_extensions(Path(self.build_lib))
         try:
             super().run()
         except Exception as exc:
@@ -85,7 +90,22 @@ class BuildExtOrFallBack(build_ext):
                 raise
             for output in self.get_outputs():
                 Path(output).unlink(missing_ok=True)
+            self._build_pure_wheel()
             _warn(f"the C build failed ({str(exc)[:300]})")
+
+    def _build_pure_wheel(self) -> None:
+        self.distribution.ext_modules = []
+        wheel = self.distribution.get_command_obj("bdist_wheel", create=False)
+        if wheel is not None:  # a wheel being built: tag it py3-none-any, as it holds no extension
+            wheel.root_is_pure = True
+
+
+def _remove_extensions(build_lib: Path) -> None:
+    suffixes = (".so", ".pyd")
+    found = [p for package in PACKAGES for p in (build_lib / package).rglob("*") if p.suffix in suffixes]
+    found += [p for p in build_lib.glob("*__mypyc*") if p.suffix in suffixes]
+    for path in found:
+        path.unlink()
 
 
 if __name__ == "__main__":  # as pip's build backend and `python setup.py ...` run it; tests import it

@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from router.errors import RouterError
 from worker.settings import ENVIRONMENT_VARIABLES
@@ -40,11 +42,35 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="model-router: routes tasks to LLM agent slots.",
         epilog="Settings come from the environment: " + ", ".join(ENVIRONMENT_VARIABLES) + ".",
     )
+    parser.add_argument("--version", action=_Version, help="the version, and whether the routing runs compiled")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     home = COMMAND_HOMES.get(command or "")
     for name in (home,) if home else COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
+
+
+def version_text() -> str:
+    """`router 0.1.0 (routing compiled)`: a regular install compiles router/ and streams/, but one
+    that could not (no C compiler) runs them interpreted, and pip shows why only with -v."""
+    try:
+        number = version("model-router")
+    except PackageNotFoundError:
+        number = "(not installed)"
+    from worker.routing import routing_is_compiled  # imported when asked: it brings in the worker
+
+    return f"router {number} (routing {'compiled' if routing_is_compiled() else 'interpreted'})"
+
+
+class _Version(argparse.Action):
+    """Like argparse's "version" action, with the text worked out only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(version_text())
+        parser.exit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,7 +40,7 @@ GC_YOUNG_THRESHOLD = 50_000
 
 
 def routing_is_compiled() -> bool:
-    """True when router/ runs as mypyc-compiled extensions (setup.py, ROUTER_COMPILE=1)."""
+    """True when router/ runs as mypyc-compiled extensions (a regular install builds them: setup.py)."""
     return str(getattr(sys.modules[Router.__module__], "__file__", "")).endswith((".so", ".pyd"))
 
 
