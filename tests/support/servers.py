@@ -73,13 +73,20 @@ class RedisServer:
             str(self.directory / "redis.log"),
             *self.extra,
         ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # a configuration it refuses (an option this build lacks) is reported on stderr, not in the log
+        with open(self.directory / "redis.stderr", "wb") as stderr:
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
         wait_for(self._ready, what=f"redis-server on port {self.port}")
         return self
 
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"redis-server exited: {(self.directory / 'redis.log').read_text(errors='replace')}")
+            said = "".join(
+                (self.directory / name).read_text(errors="replace")
+                for name in ("redis.stderr", "redis.log")
+                if (self.directory / name).exists()
+            )
+            raise AssertionError(f"redis-server exited: {said}")
         try:
             with self.client() as c:
                 return bool(c.ping()) and int(c.info("persistence").get("loading", 0)) == 0
