@@ -110,7 +110,8 @@ class SortedSeq(Generic[T]):
         if pos == len(maxes):
             raise ValueError(f"{value!r} is not in the sequence")
         sub = self._lists[pos]
-        offset = bisect_left(sub, value)
+        # the best-first orders (waiting tasks, free slots) mostly give up their first item
+        offset = 0 if sub[0] == value else bisect_left(sub, value)
         if offset == len(sub) or sub[offset] != value:
             raise ValueError(f"{value!r} is not in the sequence")
         del sub[offset]
