@@ -8,10 +8,10 @@
 
 The first call creates .venv and installs the project with its dev extras, editable (never
 compiled; its build environment still fetches the build requirements, mypy among them); later
-calls reinstall only when pyproject.toml changes. `test` without options then compiles router/ and streams/ with
-mypyc (build/compiled/, reused while unchanged) and runs their tests and the worker's end-to-end
-tests again on the compiled modules, as a regular (non-editable) install ships them; that pass needs a C
-compiler and the Python headers, and says so when they are missing.
+calls reinstall only when pyproject.toml changes. `test` without options then compiles router/
+and streams/ with mypyc (build/compiled/, reused while unchanged) and runs their tests and the
+worker's end-to-end tests again on the compiled modules, as a regular (non-editable) install
+ships them; that pass needs a C compiler and the Python headers, and says so when they are missing.
 """
 
 from __future__ import annotations
