@@ -79,8 +79,9 @@ def test_no_assignment_in_the_whole_run_gives_opus_a_blocked_task(seeded: Seeded
         every += _free(h, n, slot_id, model)
         n += 1
     assert len(h.router.waiting) == 0
-    for d in every:
-        if d.chosen is not None and d.chosen.model == "opus":
-            t = d.thresholds
-            assert t.p50 is not None
-            assert not (t.ev < t.p50 and d.task.priority < 90), d.task.task_id
+    on_opus = [d for d in every if d.chosen is not None and d.chosen.model == "opus"]
+    assert on_opus, "the run never assigned opus: nothing was checked"
+    for d in on_opus:
+        t = d.thresholds
+        assert t.p50 is not None
+        assert not (t.ev < t.p50 and d.task.priority < 90), d.task.task_id
