@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from support.payloads import MAX_BYTES, entry
 from support.processes import RouterProcess, wait_for
+from support.router_harness import RouterHarness
 
 from router.catalog import Catalog
-from router.engine import Router, RouterConfig
+from router.engine import Router
 from router.errors import InvalidEvent
 from router.slots import SlotState
 from router.values import Decision, Outcome, TaskCancelled, TaskPending
@@ -50,12 +51,10 @@ def models(catalog: Catalog) -> frozenset[str]:
 def test_parser_and_router_never_crash_and_reject_exactly_the_invalid(
     entries: list[tuple[bytes, bool]], catalog: Catalog, models: frozenset[str]
 ) -> None:
-    router = Router(catalog, config=RouterConfig(stale_after_s=30, assignment_timeout_s=5))
+    h = RouterHarness(catalog, snapshot=True, stale_after_s=30, assignment_timeout_s=5)
     pending: set[str] = set()
     unroutable: set[str] = set()
     for n, (raw, valid) in enumerate(entries):
-        now_ms = 1_000_000 + n * 1_000
-        router.begin_batch(f"{n + 1}-0")
         try:
             event = parse_event(raw, models=models, max_bytes=MAX_BYTES)
         except InvalidEvent as exc:
@@ -63,9 +62,7 @@ def test_parser_and_router_never_crash_and_reject_exactly_the_invalid(
             assert str(exc)  # the reason that goes into the dead letter
             continue
         assert valid, f"invalid entry accepted: {raw[:300]!r}"
-        effects = router.apply(event, event_id=f"{n + 1}-0", now_ms=now_ms)
-        effects += router.expire_assignments(now_ms=now_ms)
-        effects += router.match(now_ms=now_ms)
+        effects = h.batch(event, now_ms=1_000_000 + n * 1_000)  # the snapshot takes its changes
         if isinstance(event, TaskPending):
             pending.add(event.task.task_id)
         elif isinstance(event, TaskCancelled):
@@ -73,8 +70,7 @@ def test_parser_and_router_never_crash_and_reject_exactly_the_invalid(
         for effect in effects:
             if isinstance(effect, Decision) and effect.outcome is Outcome.UNROUTABLE:
                 unroutable.add(effect.task.task_id)
-        router.drain_changes()
-    _check_ledger(router, pending, unroutable)
+    _check_ledger(h.router, pending, unroutable)
 
 
 def _check_ledger(router: Router, pending: set[str], unroutable: set[str]) -> None:

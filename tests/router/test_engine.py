@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
 import pytest
+from support.router_harness import T0, RouterHarness, assigned, decisions, free, pending, waits
 
 from router.catalog import Catalog
-from router.engine import Cancelled, Effect, LedgerChanges, Router, RouterConfig, UsageReported
+from router.engine import Cancelled, Effect, UsageReported
 from router.values import (
     Decision,
     Event,
     Outcome,
     QuotaUtilisation,
     ReasonCode,
-    SlotFree,
     SlotGone,
     SlotHeartbeat,
     Task,
     TaskCancelled,
-    TaskPending,
     TaskStarted,
     Usage,
     Verdict,
@@ -29,62 +27,16 @@ from router.values import (
     task_to_json,
 )
 
-T0 = 1_700_000_000_000
-
-
-def pending(task_id: str, priority: int = 50, requires: Mapping[str, int] | None = None, **kw: Any) -> TaskPending:
-    fields = {"task_id": task_id, "priority": priority, "requires": dict(requires or {}), **kw.pop("fields", {})}
-    t = Task(task_id=task_id, priority=priority, requires=dict(requires or {}), fields=fields, **kw)
-    return TaskPending(task=t)
-
-
-def free(slot_id: str, model: str, account: str = "default", completed: Usage | None = None) -> SlotFree:
-    return SlotFree(slot_id=slot_id, model=model, account=account, completed=completed)
-
-
-class Harness:
-    """Feeds events to a Router in batches, as the worker does, with stream-like entry ids."""
-
-    def __init__(self, catalog: Catalog, **config: Any) -> None:
-        scorer = config.pop("scorer", None)
-        self.router = Router(catalog, config=RouterConfig(**config), scorer=scorer)
-        self.n = 0
-        self.now_ms = T0
-
-    def batch(self, *events: Event, now_ms: int | None = None) -> list[Effect]:
-        self.n += 1
-        if now_ms is not None:
-            self.now_ms = now_ms
-        self.router.begin_batch(f"{self.n}-{len(events)}")
-        effects: list[Effect] = []
-        for i, event in enumerate(events):
-            effects += self.router.apply(event, event_id=f"{self.n}-{i}", now_ms=self.now_ms)
-        effects += self.router.expire_assignments(now_ms=self.now_ms)
-        effects += self.router.match(now_ms=self.now_ms)
-        return effects
-
-
-def decisions(effects: list[Effect]) -> list[Decision]:
-    return [e for e in effects if isinstance(e, Decision)]
-
-
-def assigned(effects: list[Effect]) -> list[tuple[str, str]]:
-    return [(d.task.task_id, d.chosen.slot_id) for d in decisions(effects) if d.chosen is not None]
-
-
-def waits(effects: list[Effect]) -> list[str]:
-    return [d.task.task_id for d in decisions(effects) if d.outcome is Outcome.AWAIT_SLOT]
-
 
 @pytest.fixture
-def h(catalog: Catalog) -> Harness:
-    return Harness(catalog)
+def h(catalog: Catalog) -> RouterHarness:
+    return RouterHarness(catalog)
 
 
 # -- the matching round -------------------------------------------------------------------------
 
 
-def test_task_with_a_free_capable_slot_is_assigned_at_once(h: Harness) -> None:
+def test_task_with_a_free_capable_slot_is_assigned_at_once(h: RouterHarness) -> None:
     effects = h.batch(free("h1", "haiku"), pending("a", 50))
     (d,) = decisions(effects)
     assert d.outcome is Outcome.ASSIGNED and d.chosen is not None and d.chosen.slot_id == "h1"
@@ -92,21 +44,21 @@ def test_task_with_a_free_capable_slot_is_assigned_at_once(h: Harness) -> None:
     assert "a" in h.router.assigned and len(h.router.waiting) == 0
 
 
-def test_new_task_does_not_take_a_free_slot_a_better_waiting_task_could_use(h: Harness) -> None:
+def test_new_task_does_not_take_a_free_slot_a_better_waiting_task_could_use(h: RouterHarness) -> None:
     assert waits(h.batch(pending("old", 80))) == ["old"]
     effects = h.batch(pending("new", 20), free("h1", "haiku"))
     assert assigned(effects) == [("old", "h1")]
     assert waits(effects) == ["new"]
 
 
-def test_new_task_takes_a_free_slot_no_waiting_task_can_use(h: Harness) -> None:
+def test_new_task_takes_a_free_slot_no_waiting_task_can_use(h: RouterHarness) -> None:
     assert waits(h.batch(free("h1", "haiku"), pending("deep", 90, {"reasoning": 7}))) == ["deep"]
     effects = h.batch(pending("light", 10))
     assert assigned(effects) == [("light", "h1")]
     assert "deep" in h.router.waiting
 
 
-def test_freed_slot_goes_to_the_best_waiting_task_that_may_use_it(h: Harness) -> None:
+def test_freed_slot_goes_to_the_best_waiting_task_that_may_use_it(h: RouterHarness) -> None:
     h.batch(pending("deep", 70, {"reasoning": 7}), pending("low", 40), pending("mid", 60))
     assert assigned(h.batch(free("h1", "haiku"))) == [("mid", "h1")]
     assert assigned(h.batch(free("h2", "haiku"))) == [("low", "h2")]
@@ -117,7 +69,7 @@ def test_freed_slot_goes_to_the_best_waiting_task_that_may_use_it(h: Harness) ->
 
 def test_matching_order_override_then_priority_then_ev_then_arrival(catalog: Catalog) -> None:
     # POLICY.md's base order, without the refinements (EV points, ageing) the defaults turn on
-    h = Harness(catalog, ev_priority_points=0.0, age_s_per_priority_point=0.0)
+    h = RouterHarness(catalog, ev_priority_points=0.0, age_s_per_priority_point=0.0)
     # opus-only tasks with EV 1.0 keep P90 at 1.0, so only the quest priority overrides here
     h.batch(*[pending(f"opus-only-{i}", 50, {"coding": 10}, ev=1.0) for i in range(6)])
     h.batch(
@@ -135,7 +87,7 @@ def test_matching_order_override_then_priority_then_ev_then_arrival(catalog: Cat
 
 
 def test_ev_points_let_a_higher_ev_beat_a_slightly_higher_priority(catalog: Catalog) -> None:
-    h = Harness(catalog, ev_priority_points=50.0, age_s_per_priority_point=0.0)
+    h = RouterHarness(catalog, ev_priority_points=50.0, age_s_per_priority_point=0.0)
     # opus-only tasks with EV 2.0 keep P90 at 2.0: nothing below overrides
     h.batch(*[pending(f"opus-only-{i}", 50, {"coding": 10}, ev=2.0) for i in range(6)])
     # scores: p70 70 + 0.1 x 50 = 75; p50-high-ev 50 + 0.6 x 50 = 80; p50 50 + 0.5 x 50 = 75
@@ -148,13 +100,13 @@ def test_ev_points_let_a_higher_ev_beat_a_slightly_higher_priority(catalog: Cata
     assert [tid for tid, _ in got] == ["p50-high-ev", "p50", "p70"]
 
 
-def test_a_batch_fills_every_free_slot_in_matching_order(h: Harness) -> None:
+def test_a_batch_fills_every_free_slot_in_matching_order(h: RouterHarness) -> None:
     effects = h.batch(free("h1", "haiku"), free("h2", "haiku"), pending("a", 10), pending("b", 30), pending("c", 20))
     assert assigned(effects) == [("b", "h1"), ("c", "h2")]
     assert waits(effects) == ["a"]
 
 
-def test_freed_opus_is_not_given_to_a_premium_blocked_task(h: Harness) -> None:
+def test_freed_opus_is_not_given_to_a_premium_blocked_task(h: RouterHarness) -> None:
     # window EVs 0.1..0.9: P50 0.5; "low" (0.2, priority 20) is blocked from opus
     h.batch(
         *[pending(f"w{i}", 10 * i, ev=i / 10) for i in range(3, 10)],
@@ -169,7 +121,7 @@ def test_freed_opus_is_not_given_to_a_premium_blocked_task(h: Harness) -> None:
     assert assigned(effects) == [("low", "h1")]
 
 
-def test_premium_only_task_takes_a_freed_opus_whatever_its_ev(h: Harness) -> None:
+def test_premium_only_task_takes_a_freed_opus_whatever_its_ev(h: RouterHarness) -> None:
     h.batch(*[pending(f"w{i}", 80, ev=0.9) for i in range(5)], *[free(f"h{i}", "haiku") for i in range(5)])
     effects = h.batch(pending("hard", 5, {"coding": 10}, ev=0.0), free("o1", "opus"))
     (d,) = decisions(effects)
@@ -177,7 +129,7 @@ def test_premium_only_task_takes_a_freed_opus_whatever_its_ev(h: Harness) -> Non
     assert d.reason_code is ReasonCode.ONLY_PREMIUM_RATEABLE
 
 
-def test_await_slot_is_announced_once_not_on_every_re_evaluation(h: Harness) -> None:
+def test_await_slot_is_announced_once_not_on_every_re_evaluation(h: RouterHarness) -> None:
     first = h.batch(pending("deep", 50, {"reasoning": 7}))
     (d,) = decisions(first)
     assert d.outcome is Outcome.AWAIT_SLOT and d.reason_code is ReasonCode.NO_FREE_CAPABLE_SLOT
@@ -192,12 +144,12 @@ def test_await_slot_is_announced_once_not_on_every_re_evaluation(h: Harness) -> 
     assert h.router.waiting.tasks["deep"].await_decision_id == d.decision_id
 
 
-def test_task_placed_in_its_first_round_gets_no_await_decision(h: Harness) -> None:
+def test_task_placed_in_its_first_round_gets_no_await_decision(h: RouterHarness) -> None:
     effects = h.batch(pending("a", 50), free("h1", "haiku"))
     assert [d.outcome for d in decisions(effects)] == [Outcome.ASSIGNED]
 
 
-def test_republishing_a_waiting_task_updates_it(h: Harness) -> None:
+def test_republishing_a_waiting_task_updates_it(h: RouterHarness) -> None:
     h.batch(pending("a", 60), pending("b", 40, title="old"))
     window = len(h.router.ev_window)
     effects = h.batch(pending("b", 90, title="new", fields={"title": "new"}))
@@ -208,19 +160,19 @@ def test_republishing_a_waiting_task_updates_it(h: Harness) -> None:
     assert d.task.fields["title"] == "new"
 
 
-def test_republishing_a_waiting_task_with_new_requirements_moves_it(h: Harness) -> None:
+def test_republishing_a_waiting_task_with_new_requirements_moves_it(h: RouterHarness) -> None:
     h.batch(pending("a", 60, {"reasoning": 7}))
     h.batch(pending("a", 60, {}))
     assert assigned(h.batch(free("h1", "haiku"))) == [("a", "h1")]
 
 
-def test_republishing_a_waiting_task_keeps_its_arrival_order(h: Harness) -> None:
+def test_republishing_a_waiting_task_keeps_its_arrival_order(h: RouterHarness) -> None:
     h.batch(pending("first", 50, ev=0.5), pending("second", 50, ev=0.5))
     h.batch(pending("first", 50, ev=0.5))  # a retry of the first
     assert assigned(h.batch(free("h1", "haiku"))) == [("first", "h1")]
 
 
-def test_republishing_a_waiting_task_as_unroutable_drops_it(h: Harness) -> None:
+def test_republishing_a_waiting_task_as_unroutable_drops_it(h: RouterHarness) -> None:
     h.batch(pending("a", 60))
     (d,) = decisions(h.batch(pending("a", 60, {"telepathy": 3})))
     assert d.outcome is Outcome.UNROUTABLE and d.reason_code is ReasonCode.NO_CAPABLE_MODEL
@@ -228,14 +180,14 @@ def test_republishing_a_waiting_task_as_unroutable_drops_it(h: Harness) -> None:
     assert assigned(h.batch(free("h1", "haiku"))) == []
 
 
-def test_republishing_an_assigned_task_is_ignored(h: Harness) -> None:
+def test_republishing_an_assigned_task_is_ignored(h: RouterHarness) -> None:
     h.batch(free("h1", "haiku"), pending("a", 50))
     assert h.batch(pending("a", 99), free("h2", "haiku")) == []
     assert "a" not in h.router.waiting
     assert h.router.ledger.slots["h2"].state.value == "free"
 
 
-def test_unroutable_task_is_decided_at_once_and_never_waits(h: Harness) -> None:
+def test_unroutable_task_is_decided_at_once_and_never_waits(h: RouterHarness) -> None:
     effects = h.batch(free("h1", "haiku"), pending("x", 50, {"telepathy": 1}))
     (d,) = decisions(effects)
     assert d.outcome is Outcome.UNROUTABLE and d.chosen is None
@@ -245,7 +197,7 @@ def test_unroutable_task_is_decided_at_once_and_never_waits(h: Harness) -> None:
     assert "x" not in h.router.waiting
 
 
-def test_cancel_of_a_waiting_task_drops_it(h: Harness) -> None:
+def test_cancel_of_a_waiting_task_drops_it(h: RouterHarness) -> None:
     h.batch(pending("a", 50))
     effects = h.batch(TaskCancelled(task_id="a"))
     assert effects == [Cancelled(task_id="a", event_id="2-0", at_ms=T0)]
@@ -253,14 +205,14 @@ def test_cancel_of_a_waiting_task_drops_it(h: Harness) -> None:
     assert h.router.ledger.slots["h1"].state.value == "free"
 
 
-def test_cancel_of_an_assigned_or_unknown_task_does_nothing(h: Harness) -> None:
+def test_cancel_of_an_assigned_or_unknown_task_does_nothing(h: RouterHarness) -> None:
     h.batch(free("h1", "haiku"), pending("a", 50))
     assert h.batch(TaskCancelled(task_id="a")) == []
     assert h.batch(TaskCancelled(task_id="nobody")) == []
     assert h.router.ledger.slots["h1"].task_id == "a"
 
 
-def test_slot_free_with_completed_usage_reports_the_decision_id(h: Harness) -> None:
+def test_slot_free_with_completed_usage_reports_the_decision_id(h: RouterHarness) -> None:
     (d,) = decisions(h.batch(free("h1", "haiku"), pending("a", 50)))
     usage = Usage(task_id="a", input_tokens=100, output_tokens=20, cost_usd=0.01)
     effects = h.batch(free("h1", "haiku", completed=usage))
@@ -270,7 +222,7 @@ def test_slot_free_with_completed_usage_reports_the_decision_id(h: Harness) -> N
     assert h.router.ledger.slots["h1"].state.value == "free"
 
 
-def test_usage_for_a_task_the_slot_no_longer_holds_is_found_in_assigned(h: Harness) -> None:
+def test_usage_for_a_task_the_slot_no_longer_holds_is_found_in_assigned(h: RouterHarness) -> None:
     (d,) = decisions(h.batch(free("h1", "haiku"), pending("a", 50)))
     h.batch(TaskStarted(task_id="a", slot_id="h1"), SlotGone(slot_id="h1"))  # gone after start: task stays assigned
     effects = h.batch(free("h1", "haiku", completed=Usage(task_id="a")))
@@ -278,13 +230,13 @@ def test_usage_for_a_task_the_slot_no_longer_holds_is_found_in_assigned(h: Harne
     assert u.decision_id == d.decision_id
 
 
-def test_usage_for_an_unknown_task_has_no_decision_id(h: Harness) -> None:
+def test_usage_for_an_unknown_task_has_no_decision_id(h: RouterHarness) -> None:
     effects = h.batch(free("h1", "haiku", completed=Usage(task_id="mystery")))
     (u,) = [e for e in effects if isinstance(e, UsageReported)]
     assert u.decision_id is None
 
 
-def test_gone_slot_gets_no_work_until_it_is_free_again(h: Harness) -> None:
+def test_gone_slot_gets_no_work_until_it_is_free_again(h: RouterHarness) -> None:
     h.batch(free("h1", "haiku"))
     h.batch(SlotGone(slot_id="h1"))
     effects = h.batch(pending("a", 50))
@@ -296,14 +248,14 @@ def test_gone_slot_gets_no_work_until_it_is_free_again(h: Harness) -> None:
 
 
 def test_stale_slot_gets_no_work_until_heard_again(catalog: Catalog) -> None:
-    h = Harness(catalog, stale_after_s=90.0)
+    h = RouterHarness(catalog, stale_after_s=90.0)
     h.batch(free("h1", "haiku"), now_ms=T0)
     (d,) = decisions(h.batch(pending("a", 50), now_ms=T0 + 90_001))
     assert d.outcome is Outcome.AWAIT_SLOT and d.reason_code is ReasonCode.NO_LIVE_SLOT
     assert assigned(h.batch(SlotHeartbeat(slot_id="h1"), now_ms=T0 + 95_000)) == [("a", "h1")]
 
 
-def test_task_started_marks_the_slot(h: Harness) -> None:
+def test_task_started_marks_the_slot(h: RouterHarness) -> None:
     h.batch(free("h1", "haiku"), pending("a", 50))
     h.batch(TaskStarted(task_id="other", slot_id="h1"))
     assert h.router.ledger.slots["h1"].started is False
@@ -311,7 +263,7 @@ def test_task_started_marks_the_slot(h: Harness) -> None:
     assert h.router.ledger.slots["h1"].started is True
 
 
-def test_quota_utilisation_steers_between_equal_tier_slots(h: Harness) -> None:
+def test_quota_utilisation_steers_between_equal_tier_slots(h: RouterHarness) -> None:
     h.batch(
         QuotaUtilisation(model="haiku", account="acct-a", utilisation=0.8),
         free("a1", "haiku", "acct-a"),
@@ -321,7 +273,7 @@ def test_quota_utilisation_steers_between_equal_tier_slots(h: Harness) -> None:
 
 
 def test_decision_ids_are_unique_per_batch_and_dry_run_is_marked(catalog: Catalog) -> None:
-    h = Harness(catalog, dry_run=True)
+    h = RouterHarness(catalog, dry_run=True)
     effects = h.batch(pending("a", 50), pending("b", 40), free("h1", "haiku"))
     ds = decisions(effects)
     assert [d.decision_id for d in ds] == ["dry:1-3.1", "dry:1-3.2"]
@@ -329,7 +281,7 @@ def test_decision_ids_are_unique_per_batch_and_dry_run_is_marked(catalog: Catalo
     assert ds[0].to_record()["dry_run"] is True
 
 
-def test_estimated_cost_uses_the_layer_estimate_and_the_chosen_model_price(h: Harness) -> None:
+def test_estimated_cost_uses_the_layer_estimate_and_the_chosen_model_price(h: RouterHarness) -> None:
     (d,) = decisions(h.batch(free("h1", "haiku"), pending("a", 50, layer="chore")))
     assert d.est_cost_usd == pytest.approx((8000 * 1.0 + 1500 * 5.0) / 1e6)
     (d2,) = decisions(h.batch(free("h2", "haiku"), pending("b", 50, est_input_tokens=1_000_000, est_output_tokens=0)))
@@ -337,22 +289,20 @@ def test_estimated_cost_uses_the_layer_estimate_and_the_chosen_model_price(h: Ha
 
 
 def test_ev_window_size_is_configurable(catalog: Catalog) -> None:
-    h = Harness(catalog, ev_window=3)
+    h = RouterHarness(catalog, ev_window=3)
     h.batch(*[pending(f"t{i}", i * 10) for i in range(1, 6)])
     assert h.router.ev_window.values() == [0.3, 0.4, 0.5]
 
 
 def test_scorer_gives_the_ev_when_the_task_has_none(catalog: Catalog) -> None:
-    router = Router(catalog, scorer=lambda t: 0.42 if t.task_id == "a" else 0.1)
-    router.begin_batch("1-0")
-    router.apply(pending("a", 10), event_id="1-0", now_ms=T0)
-    router.apply(pending("b", 10, ev=0.9), event_id="1-1", now_ms=T0)
-    (d, _) = router.match(now_ms=T0)
+    h = RouterHarness(catalog, scorer=lambda t: 0.42 if t.task_id == "a" else 0.1)
+    h.apply(pending("a", 10), pending("b", 10, ev=0.9))
+    (d, _) = decisions(h.finish())
     assert d.thresholds.ev == 0.42
-    assert sorted(router.ev_window.values()) == [0.42, 0.9]
+    assert sorted(h.router.ev_window.values()) == [0.42, 0.9]
 
 
-def test_decision_record_carries_the_numbers(h: Harness) -> None:
+def test_decision_record_carries_the_numbers(h: RouterHarness) -> None:
     h.batch(*[pending(f"w{i}", 10, ev=i / 10) for i in range(10)])
     (d,) = decisions(h.batch(free("o1", "opus"), pending("hot", 50, ev=0.99, quest_priority=3)))
     rec = d.to_record()
@@ -367,40 +317,6 @@ def test_decision_record_carries_the_numbers(h: Harness) -> None:
 # -- restart ------------------------------------------------------------------------------------
 
 
-class Snapshot:
-    """What the worker persists from drain_changes(), kept the way the Redis hashes keep it."""
-
-    def __init__(self, ev_window: int) -> None:
-        self.ev_window = ev_window
-        self.slots: dict[str, dict[str, Any]] = {}
-        self.waiting: dict[str, dict[str, Any]] = {}
-        self.assigned: dict[str, dict[str, Any]] = {}
-        self.ev: list[float] = []
-        self.utilisation: dict[str, float] = {}
-
-    def apply(self, changes: LedgerChanges) -> None:
-        self.slots.update(changes.slots)
-        for table, delta in ((self.waiting, changes.waiting), (self.assigned, changes.assigned)):
-            for key, value in delta.items():
-                if value is None:
-                    table.pop(key, None)
-                else:
-                    table[key] = value
-        self.ev = (self.ev + changes.ev_added)[-self.ev_window :]
-        self.utilisation.update(changes.utilisation)
-
-    def restore(self, catalog: Catalog, config: RouterConfig) -> Router:
-        router = Router(catalog, config=config)
-        router.restore(
-            slots=list(self.slots.values()),
-            waiting=list(self.waiting.values()),
-            assigned=dict(self.assigned),
-            ev_values=list(self.ev),
-            utilisation=dict(self.utilisation),
-        )
-        return router
-
-
 def _records(effects: list[Effect]) -> list[Any]:
     out: list[Any] = []
     for e in effects:
@@ -409,9 +325,7 @@ def _records(effects: list[Effect]) -> list[Any]:
 
 
 def test_drain_changes_then_restore_gives_the_same_subsequent_decisions(catalog: Catalog) -> None:
-    config = RouterConfig(ev_window=6, stale_after_s=60.0)
-    live = Harness(catalog, ev_window=6, stale_after_s=60.0)
-    snap = Snapshot(ev_window=6)
+    live = RouterHarness(catalog, ev_window=6, stale_after_s=60.0, snapshot=True)
     history: list[list[Event]] = [
         [free("h1", "haiku", "acct-a"), free("s1", "sonnet"), free("o1", "opus")],
         [pending(f"t{i}", 10 * i, {"reasoning": 7} if i % 3 == 0 else {}, ev=i / 10) for i in range(1, 10)],
@@ -419,13 +333,11 @@ def test_drain_changes_then_restore_gives_the_same_subsequent_decisions(catalog:
         [TaskCancelled(task_id="t1"), SlotGone(slot_id="s1"), pending("t4", 95)],
     ]
     for events in history:
-        live.batch(*events, now_ms=live.now_ms + 1_000)
-        snap.apply(live.router.drain_changes())
-    assert not live.router.drain_changes()  # drained: nothing left
+        live.advance(1_000)
+        live.batch(*events)
+    assert not live.router.drain_changes()  # drained into the snapshot: nothing left
 
-    restored = Harness(catalog, ev_window=6, stale_after_s=60.0)
-    restored.router = snap.restore(catalog, config)
-    restored.n, restored.now_ms = live.n, live.now_ms
+    restored = live.restarted()
     assert sorted(restored.router.waiting.tasks) == sorted(live.router.waiting.tasks)
     assert restored.router.ev_window.values() == live.router.ev_window.values()
 
@@ -450,7 +362,7 @@ def test_drain_changes_then_restore_gives_the_same_subsequent_decisions(catalog:
 def test_a_task_assigned_in_the_batch_it_arrived_in_never_touches_the_waiting_snapshot(catalog: Catalog) -> None:
     """Nothing to write for it and nothing to delete: the snapshot never held it. One the snapshot
     does hold, cancelled, published again and assigned in one batch, must be deleted from it."""
-    h = Harness(catalog)
+    h = RouterHarness(catalog)
     h.batch(free("h1", "haiku"), free("h2", "haiku"), pending("held", 50, {"reasoning": 7}))
     assert list(h.router.drain_changes().waiting) == ["held"]  # waits: the snapshot holds it now
 
@@ -461,15 +373,12 @@ def test_a_task_assigned_in_the_batch_it_arrived_in_never_touches_the_waiting_sn
 
 
 def test_restore_keeps_await_announcements_and_assigned_ids(catalog: Catalog) -> None:
-    live = Harness(catalog)
-    snap = Snapshot(ev_window=1000)
+    live = RouterHarness(catalog, snapshot=True)
     live.batch(free("h1", "haiku"), pending("a", 50), pending("b", 40, {"reasoning": 7}))
-    snap.apply(live.router.drain_changes())
-    router = snap.restore(catalog, RouterConfig())
-    router.begin_batch("9-0")
-    assert router.apply(pending("a", 50), event_id="9-0", now_ms=T0) == []  # already assigned
-    router.apply(pending("b", 40, {"reasoning": 7}), event_id="9-1", now_ms=T0)
-    assert router.match(now_ms=T0) == []  # b already announced its wait
+    restored = live.restarted()
+    assert restored.apply(pending("a", 50)) == []  # already assigned
+    restored.apply(pending("b", 40, {"reasoning": 7}))
+    assert restored.finish() == []  # b already announced its wait
 
 
 def test_snapshot_task_leaves_out_missing_optional_values_and_reads_them_back() -> None:
@@ -500,19 +409,19 @@ def test_snapshot_task_leaves_out_missing_optional_values_and_reads_them_back() 
 
 
 def test_sole_tier_task_goes_first_to_the_only_tier_that_can_serve_it(catalog: Catalog) -> None:
-    h = Harness(catalog, sole_tier_first=True)
+    h = RouterHarness(catalog, sole_tier_first=True)
     h.batch(pending("any", 80, ev=0.8), pending("opus-only", 10, {"coding": 10}, ev=0.8))
     assert assigned(h.batch(free("o1", "opus"))) == [("opus-only", "o1")]
 
 
 def test_without_sole_tier_first_the_order_is_priority(catalog: Catalog) -> None:
-    h = Harness(catalog, sole_tier_first=False)
+    h = RouterHarness(catalog, sole_tier_first=False)
     h.batch(pending("any", 80, ev=0.8), pending("opus-only", 10, {"coding": 10}, ev=0.8))
     assert assigned(h.batch(free("o1", "opus"))) == [("any", "o1")]
 
 
 def test_ageing_lets_a_long_wait_beat_a_higher_priority(catalog: Catalog) -> None:
-    h = Harness(catalog, age_s_per_priority_point=1.0)
+    h = RouterHarness(catalog, age_s_per_priority_point=1.0)
     h.batch(pending("old", 50, ev=0.5), now_ms=T0)
     h.batch(pending("new", 60, ev=0.5), now_ms=T0 + 20_000)  # old has gained 20 points
     assert assigned(h.batch(free("h1", "haiku"))) == [("old", "h1")]
@@ -523,7 +432,7 @@ def test_bug_ageing_premium_only_slot_skips_past_more_than_32_blocked_tasks(cata
     """With ageing on, a freed premium slot must go to the first task in aged order that premium may
     serve. Tasks ahead of it in aged order that are premium-blocked must not change the answer,
     however many there are (router/waiting.py scans only AGED_SCAN of them)."""
-    h = Harness(catalog, age_s_per_priority_point=1.0, sole_tier_first=False)
+    h = RouterHarness(catalog, age_s_per_priority_point=1.0, sole_tier_first=False)
     # blocked: EV 0.1 < P50 0.5, priority < 90; they waited longest, so they lead the aged order
     h.batch(
         *[pending(f"b{i}", 10, ev=0.1) for i in range(blocked)],

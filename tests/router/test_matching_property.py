@@ -16,9 +16,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note_event
 from hypothesis import strategies as st
+from support.router_harness import T0, RouterHarness
 
 from router.catalog import Catalog, load_catalog
-from router.engine import Cancelled, Router, RouterConfig
+from router.engine import Cancelled
 from router.values import (
     Decision,
     Event,
@@ -37,7 +38,6 @@ from router.values import (
 CATALOG = load_catalog()
 STALE_MS = 90_000
 ASSIGNMENT_TIMEOUT_MS = 60_000
-T0 = 1_700_000_000_000
 
 REQUIRES = [
     {},
@@ -274,15 +274,9 @@ def _outcomes() -> dict[str, list[Any]]:
     return {"assigned": [], "await": [], "unroutable": [], "cancelled": [], "lapsed": []}
 
 
-def _run_router(router: Router, n: int, events: list[Event], now: int) -> dict[str, list[Any]]:
+def _run_router(h: RouterHarness, events: list[Event], now: int) -> dict[str, list[Any]]:
     out = _outcomes()
-    router.begin_batch(f"{n}-0")
-    effects = []
-    for i, event in enumerate(events):
-        effects += router.apply(event, event_id=f"{n}-{i}", now_ms=now)
-    effects += router.expire_assignments(now_ms=now)
-    effects += router.match(now_ms=now)
-    for e in effects:
+    for e in h.batch(*events, now_ms=now):
         if isinstance(e, Cancelled):
             out["cancelled"].append(e.task_id)
         elif isinstance(e, Decision):
@@ -309,7 +303,8 @@ def _run_router(router: Router, n: int, events: list[Event], now: int) -> dict[s
 def test_indexed_matching_round_equals_the_naive_reference(
     batches: list[tuple[int, list[Event]]], window: int, sole_tier_first: bool, age_s: float, ev_points: float
 ) -> None:
-    config = RouterConfig(
+    h = RouterHarness(
+        CATALOG,
         stale_after_s=STALE_MS / 1000,
         assignment_timeout_s=ASSIGNMENT_TIMEOUT_MS / 1000,
         ev_window=window,
@@ -317,12 +312,11 @@ def test_indexed_matching_round_equals_the_naive_reference(
         age_s_per_priority_point=age_s,
         ev_priority_points=ev_points,
     )
-    router = Router(CATALOG, config=config)
     naive = Naive(CATALOG, window, sole_tier_first=sole_tier_first, age_ms_per_point=age_s * 1000, ev_points=ev_points)
     now = T0
     for n, (advance, events) in enumerate(batches, start=1):
         now += advance
-        got = _run_router(router, n, events, now)
+        got = _run_router(h, events, now)
         expected = _outcomes()
         for event in events:
             naive.apply(event, now, expected)
@@ -333,7 +327,7 @@ def test_indexed_matching_round_equals_the_naive_reference(
         assert got["unroutable"] == expected["unroutable"], f"batch {n}"
         assert got["cancelled"] == expected["cancelled"], f"batch {n}"
         assert got["lapsed"] == expected["lapsed"], f"batch {n}"
-        assert sorted(router.waiting.tasks) == sorted(naive.waiting), f"batch {n}"
+        assert sorted(h.router.waiting.tasks) == sorted(naive.waiting), f"batch {n}"
         for kind, items in got.items():
             if items:
                 note_event(f"some batch had {kind}")

@@ -112,6 +112,7 @@ def test_positions_stay_right_as_items_come_and_go(ops: list[tuple[bool, int]], 
             middle = len(model) // 2
             assert (seq[middle], seq[-1], seq[len(model) - 1]) == (model[middle], model[-1], model[-1])
         assert seq.bisect_left(probe) == bisect_left(model, probe)
+    assert list(seq) == model and len(seq) == len(model)  # also when there was no change at all
 
 
 @given(items=st.lists(values, max_size=200), load=st.integers(min_value=2, max_value=6))

@@ -4,6 +4,7 @@ on every retry of the same entry."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,23 +60,33 @@ def _price(model: str, input_tokens: int, output_tokens: int) -> float | None:
     return 0.001 * (input_tokens + output_tokens)
 
 
-def _row_or_bad_record(make: Any, doc: Any) -> None:
+def _row_or_bad_record(make: Any, doc: dict[str, Any], *, key: str) -> None:
+    """Either a BadRecord with a reason, or a row of the document's own values (`key` is one the
+    row must carry over), with every number finite and the stream id and time of recording."""
     try:
-        make(doc)
+        row = make(doc)
     except BadRecord as exc:
         assert str(exc)  # the dead letter's reason
+        return
+    assert row[key] == doc[key]
+    assert (row["stream_id"], row["recorded_at"]) == ("1-0", NOW)
+    assert all(math.isfinite(value) for value in row.values() if isinstance(value, float)), row
 
 
 @settings(max_examples=600, deadline=None, derandomize=True, database=None)
 @given(changes=st.dictionaries(st.sampled_from(sorted(DECISION)), json_values, min_size=1, max_size=4))
 def test_any_decision_document_becomes_a_row_or_a_bad_record(changes: dict[str, Any]) -> None:
-    _row_or_bad_record(lambda d: decision_row(d, stream_id="1-0", recorded_at=NOW), {**DECISION, **changes})
+    _row_or_bad_record(
+        lambda d: decision_row(d, stream_id="1-0", recorded_at=NOW), {**DECISION, **changes}, key="decision_id"
+    )
 
 
 @settings(max_examples=600, deadline=None, derandomize=True, database=None)
 @given(changes=st.dictionaries(st.sampled_from([*sorted(USAGE), "cost_usd"]), json_values, min_size=1, max_size=4))
 def test_any_usage_document_becomes_a_row_or_a_bad_record(changes: dict[str, Any]) -> None:
-    _row_or_bad_record(lambda d: usage_row(d, stream_id="1-0", recorded_at=NOW, pricer=_price), {**USAGE, **changes})
+    _row_or_bad_record(
+        lambda d: usage_row(d, stream_id="1-0", recorded_at=NOW, pricer=_price), {**USAGE, **changes}, key="event_id"
+    )
 
 
 @pytest.mark.parametrize("at", [1e30, -1e30, 2**70, 253_402_300_800_000, -62_135_596_800_001])

@@ -21,9 +21,12 @@ def _commands(module: str) -> set[str]:
 
 
 def test_each_command_lives_where_the_registry_says() -> None:
+    registered: set[str] = set()
     for module in COMMAND_MODULES:
         for command in _commands(module):
             assert COMMAND_HOMES[command] == module, command
+            registered.add(command)
+    assert registered == set(COMMAND_HOMES)  # and no module was left out of COMMAND_MODULES
 
 
 def test_the_full_parser_knows_every_command() -> None:

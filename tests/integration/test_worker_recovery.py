@@ -1,4 +1,5 @@
-"""Review findings on the worker side (real Redis); each test is expected to FAIL until fixed."""
+"""The routing worker recovering, on a real Redis: a restart under an edited catalogue, a write
+that fails inside the atomic step, a deposed leader's reads, a backlog after downtime."""
 
 from __future__ import annotations
 
@@ -27,13 +28,13 @@ def _statuses(r: redis.Redis, keys: Keys) -> list[dict]:
     return [orjson.loads(f[b"data"]) for _, f in r.xrange(keys.status)]
 
 
-def test_catalog_edit_across_restart_wedges_worker_and_dead_letters_good_events(
+def test_a_catalogue_edit_across_a_restart_keeps_routing_and_dead_letters_nothing(
     r: redis.Redis, redis_url: str, prefix: str, tmp_path: Path
 ) -> None:
     """A waiting task's `models` is restored from the snapshot computed under the old catalogue.
-    After an edit lowering sonnet's coding, the index offers the task to a free sonnet slot and
-    route() refuses: AssertionError in match() on every batch; the good inputs are retried and then
-    dead-lettered as poison, and even idle ticks keep failing."""
+    After an edit lowering sonnet's coding, a free sonnet slot must go to a task it can still
+    serve; were the task filed under the old catalogue, every batch would fail and its good inputs
+    be dead-lettered as poison."""
     keys = Keys(prefix)
     first = _worker(redis_url, prefix, "w1")
     Dispatcher(r, keys).publish_task("deep", priority=50, requires={"coding": 8})
@@ -57,14 +58,13 @@ def test_catalog_edit_across_restart_wedges_worker_and_dead_letters_good_events(
     assert any(s["type"] == "assigned" and s["task_id"] == "light" for s in _statuses(r, keys))
 
 
-def test_lua_step_acks_inputs_before_outputs_so_a_failing_write_loses_the_task(
+def test_a_write_failing_inside_the_atomic_step_leaves_the_inputs_unacknowledged(
     r: redis.Redis, redis_url: str, prefix: str
 ) -> None:
-    """The atomic step is one Lua script, but Redis does not roll back a script's earlier writes
-    when a later command errors. _apply_all queues the XACKs first, then outputs, then the ledger
-    snapshot; if any output write fails (here: WRONGTYPE on the slot's assign key, equally OOM
-    under maxmemory), the inputs are already acknowledged while the assignment and the snapshot are
-    not written: the task is gone for good (invariant 1)."""
+    """The atomic step is one Lua script, and Redis does not roll back a script's earlier writes
+    when a later command errors. So the XACKs must come last: if an output write fails (here
+    WRONGTYPE on the slot's assign key, equally OOM under maxmemory), the inputs stay pending, or
+    the ledger snapshot holds what they did; never acknowledged with nothing written (invariant 1)."""
     keys = Keys(prefix)
     r.set(keys.assign("h1"), "not a stream")  # any error inside the script after the acks
     w = _worker(redis_url, prefix, "w1")
@@ -82,19 +82,16 @@ def test_lua_step_acks_inputs_before_outputs_so_a_failing_write_loses_the_task(
     waiting = r.hexists(keys.state(dry_run=False).waiting, "a")
     assigned = r.hexists(keys.state(dry_run=False).assigned, "a")
     slot_known = r.hexists(keys.state(dry_run=False).slots, "h1")
-    # observed: inputs acked, status+decision say "assigned", but no assignment message was
-    # delivered and the snapshot holds neither the task nor the slot
     assert pending or ((waiting or assigned) and slot_known), "inputs acked, yet the ledger never recorded them"
 
 
-def test_entries_a_deposed_leader_read_are_processed_after_later_entries(
+def test_entries_a_deposed_leader_read_are_not_processed_after_later_entries(
     r: redis.Redis, redis_url: str, prefix: str
 ) -> None:
     """The router relies on one total order of events. A deposed leader that wakes inside its loop
-    XREADGROUPs entries (its write is fenced, they stay pending under its name); the new leader
-    reads the entries after them first and sweeps the orphans only up to a second later. Here a
-    task.cancelled is processed before its task.pending: the cancel is a no-op and the cancelled
-    task is then routed."""
+    and reads entries (its write is fenced) must not leave them behind for the new leader to
+    process after later ones: here a task.cancelled would be processed before its task.pending,
+    the cancel would do nothing, and the cancelled task would be routed."""
     keys = Keys(prefix)
     old = _worker(redis_url, prefix, "old")
     new = _worker(redis_url, prefix, "new")
@@ -117,13 +114,13 @@ def test_entries_a_deposed_leader_read_are_processed_after_later_entries(
     assert "assigned" not in kinds and "await_slot" not in kinds, f"cancelled task was routed: {kinds}"
 
 
-def test_catch_up_after_downtime_lapses_assignments_whose_heartbeats_are_still_queued(
+def test_catching_up_after_downtime_keeps_assignments_whose_heartbeats_are_still_queued(
     r: redis.Redis, redis_url: str, prefix: str
 ) -> None:
-    """Staleness and lapse are judged against the wall clock at processing time, batch by batch.
-    After the router was down longer than the staleness window, the first backlog batch lapses
-    every busy, unstarted slot whose heartbeats sit later in the same backlog: the slot is marked
-    gone and its task goes back to waiting (and to another slot) while the slot is working on it."""
+    """Staleness and lapse are judged against the wall clock at processing time. After the router
+    was down longer than the staleness window, the first batch of the backlog must not lapse a
+    busy, unstarted slot whose heartbeats sit later in the same backlog: that would send its task
+    back to waiting (and to another slot) while the slot works on it."""
     keys = Keys(prefix)
     now = [time.time()]
     settings = Settings(
