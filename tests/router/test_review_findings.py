@@ -8,8 +8,8 @@ from importlib import resources
 from typing import Any
 
 from router.catalog import Catalog, load_catalog, parse_catalog
-from router.engine import UTIL_SEP, Effect, Router, RouterConfig
-from router.slots import SlotState
+from router.engine import Effect, Router, RouterConfig
+from router.slots import UTIL_SEP, SlotState
 from router.values import (
     Decision,
     Event,
