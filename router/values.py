@@ -92,16 +92,12 @@ class TaskPending:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskCancelled:
-    """task.cancelled: the dispatcher withdraws a task, waiting or assigned."""
-
+class TaskCancelled:  # task.cancelled: the dispatcher withdraws a task, waiting or assigned
     task_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskStarted:
-    """task.started (an extension): the slot began work on the task it was assigned."""
-
+class TaskStarted:  # task.started (an extension): the slot began work on its assignment
     task_id: str
     slot_id: str
 
@@ -125,23 +121,17 @@ class SlotFree:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SlotHeartbeat:
-    """slot.heartbeat: the slot is still there."""
-
+class SlotHeartbeat:  # slot.heartbeat: the slot is still there
     slot_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SlotGone:
-    """slot.gone: the slot left; a task it had not started waits again."""
-
+class SlotGone:  # slot.gone: the slot left; a task it had not started waits again
     slot_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class QuotaUtilisation:
-    """quota.utilisation: how much of an account's quota for a model is used, 0..1."""
-
+class QuotaUtilisation:  # quota.utilisation: how much of an account's quota for a model is used, 0..1
     model: str
     utilisation: float
     account: str = DEFAULT_ACCOUNT

@@ -22,6 +22,9 @@ import orjson
 import pytest
 
 from router.slots import SlotRecord, SlotState
+from router.snapshot import waiting_from_json, waiting_to_json
+from router.values import Task
+from router.waiting import WaitingTask
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("router", "streams")
@@ -140,3 +143,20 @@ def test_a_slot_record_keeps_every_field_through_its_snapshot_form() -> None:
     doc = record.to_json()
     assert sorted(doc) == sorted(f.name for f in dataclasses.fields(SlotRecord))
     assert SlotRecord.from_json(orjson.loads(orjson.dumps(doc))) == record
+
+
+def test_a_waiting_task_keeps_every_field_through_its_snapshot_form() -> None:
+    """router/snapshot.py names WaitingTask's fields again, in both directions."""
+    task = Task(task_id="t1", priority=60, requires={"coding": 3}, ev=0.4, fields={"task_id": "t1"})
+    waiting = WaitingTask(
+        task=task,
+        ev=0.4,
+        seq=7,
+        since_ms=1_000,
+        models=frozenset({"haiku", "sonnet"}),
+        min_tier=1,
+        await_decision_id="d1",
+    )
+    doc = waiting_to_json(waiting)
+    assert sorted(doc) == sorted(f.name for f in dataclasses.fields(WaitingTask))
+    assert waiting_from_json(orjson.loads(orjson.dumps(doc))) == waiting
