@@ -3,9 +3,9 @@ itself: the snapshot is written in the same atomic step as the decisions, so it 
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import redis
@@ -16,10 +16,13 @@ from streams.keys import Keys
 # The page lists the longest-waiting tasks; the count and the oldest age cover the rest.
 SHOWN_WAITING = 50
 SCAN_COUNT = 1000
+_N = TypeVar("_N", int, float)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WaitingTask:
+    """A waiting task as the page lists it, read from the snapshot (None: the entry lacked it)."""
+
     task_id: str
     layer: str
     priority: int | None
@@ -27,12 +30,11 @@ class WaitingTask:
     since_ms: int | None
     title: str | None
 
-    def waited_s(self, now_ms: int) -> float | None:
-        return None if self.since_ms is None else max(0.0, (now_ms - self.since_ms) / 1000)
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SlotView:
+    """A slot as the page shows it, with its pool's quota utilisation when one was reported."""
+
     slot_id: str
     model: str
     account: str
@@ -45,12 +47,11 @@ class SlotView:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LiveState:
+    """What the router holds right now: how many tasks wait, the longest waiting, every slot."""
+
     waiting_count: int
     oldest_waiting: list[WaitingTask]  # longest first, at most SHOWN_WAITING
     slots: list[SlotView]  # by model, account, slot id
-
-    def slots_by_state(self) -> Counter[tuple[str, str]]:
-        return Counter((s.model, s.state) for s in self.slots)
 
 
 def read_live(r: redis.Redis, keys: Keys) -> LiveState:
@@ -114,18 +115,18 @@ def _load(raw: bytes | str) -> dict[str, Any]:
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError, OverflowError):
-        return None
+    return _number(value, int)
 
 
 def _float(value: Any) -> float | None:
-    if isinstance(value, bool):
+    return _number(value, float)
+
+
+def _number(value: Any, kind: Callable[[Any], _N]) -> _N | None:
+    """`value` as an int or a float, or None when it is not one (a bool is not a number here)."""
+    if value is None or isinstance(value, bool):
         return None
     try:
-        return float(value) if value is not None else None
+        return kind(value)
     except (TypeError, ValueError, OverflowError):
         return None

@@ -14,7 +14,7 @@ from router.config import RouterConfig
 from router.decisions import build_decision
 from router.ev import EVResolver, EVWindow, Scorer
 from router.policy import Assessment, Routed, assess, route
-from router.slots import UTIL_SEP, PoolKey, SlotLedger, SlotRecord, SlotState
+from router.slots import PoolKey, SlotLedger, SlotRecord, SlotState
 from router.snapshot import LedgerChanges, WaitingChanges, waiting_from_json, waiting_to_json
 from router.values import (
     Cancelled,
@@ -424,7 +424,6 @@ class Router:
 
 
 __all__ = [
-    "UTIL_SEP",
     "Cancelled",
     "Effect",
     "LedgerChanges",

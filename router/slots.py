@@ -17,10 +17,10 @@ class SlotState(StrEnum):
     GONE = "gone"
 
 
-@dataclass(slots=True, kw_only=True, init=False)
+@dataclass(slots=True, kw_only=True, init=False)  # built at every slot.free: see router/values.py
 class SlotRecord:
-    """(Built at every slot.free: its `__init__` is written out so that mypyc compiles it; see
-    router/values.py.)"""
+    """One slot as the ledger knows it: its pool, its state since when, when it was last heard
+    from, and the task it holds while busy."""
 
     slot_id: str
     model: str
@@ -247,47 +247,34 @@ class SlotLedger:
         return changed
 
     def mark_free(self, *, slot_id: str, model: str, account: str, now_ms: int) -> SlotRecord | None:
-        """Register or free a slot; returns what it was before (None if new)."""
-        previous = self.slots.get(slot_id)
-        before = None
-        if previous is not None:
-            before = _copy(previous)
-            self._unindex(previous)
-        record = SlotRecord(
+        """Register or free a slot; returns its previous record (None if new), unchanged: the
+        ledger holds a new one."""
+        free = SlotRecord(
             slot_id=slot_id, model=model, account=account, state=SlotState.FREE, since_ms=now_ms, last_heard_ms=now_ms
         )
-        self.slots[slot_id] = record
-        self._index(record)
-        self.dirty.add(slot_id)
-        return before
+        return self._replace(free)
 
-    def heard(self, slot_id: str, now_ms: int) -> bool:
-        """A heartbeat; True when it brought a stale free slot back to life."""
+    def heard(self, slot_id: str, now_ms: int) -> None:
+        """A heartbeat: a slot that is not gone counts as heard from now."""
         record = self.slots.get(slot_id)
         if record is None or record.state is SlotState.GONE:
-            return False
-        revived = record.state is SlotState.FREE and not self.is_live(record, now_ms)
+            return
         self._unindex(record)
         record.last_heard_ms = max(record.last_heard_ms, now_ms)
         self._index(record)
         self.dirty.add(slot_id)
-        return revived
 
     def mark_gone(self, slot_id: str, now_ms: int) -> SlotRecord | None:
-        record = self.slots.get(slot_id)
-        if record is None:
+        """The slot left (or its assignment lapsed); returns its previous record (None if
+        unknown), unchanged, so the task it held can still be read from it."""
+        previous = self.slots.get(slot_id)
+        if previous is None:
             return None
-        before = _copy(record)
-        self._unindex(record)
-        record.state = SlotState.GONE
-        record.since_ms = now_ms
-        record.task_id = None
-        record.decision_id = None
-        record.started = False
-        record.held = None
-        self._index(record)
-        self.dirty.add(slot_id)
-        return before
+        model, account, heard_ms = previous.model, previous.account, previous.last_heard_ms
+        gone = SlotRecord(
+            slot_id=slot_id, model=model, account=account, state=SlotState.GONE, since_ms=now_ms, last_heard_ms=heard_ms
+        )
+        return self._replace(gone)
 
     def mark_busy(
         self, slot_id: str, *, task_id: str, decision_id: str, now_ms: int, held: dict[str, Any] | None = None
@@ -303,23 +290,33 @@ class SlotLedger:
         self._index(record)
         self.dirty.add(slot_id)
 
-    def mark_started(self, slot_id: str, task_id: str, now_ms: int) -> bool:
+    def mark_started(self, slot_id: str, task_id: str, now_ms: int) -> None:
+        """The slot began `task_id`; a report about a task the slot no longer holds changes nothing."""
         record = self.slots.get(slot_id)
         if record is None or record.state is not SlotState.BUSY or record.task_id != task_id:
-            return False
+            return
         self._unindex(record)
         record.started = True
         record.held = None
         record.last_heard_ms = max(record.last_heard_ms, now_ms)
         self._index(record)
         self.dirty.add(slot_id)
-        return True
 
     def set_utilisation(self, *, account: str, model: str, utilisation: float) -> None:
         self.utilisation[(account, model)] = utilisation
         self.dirty_utilisation.add((account, model))
 
     # -- indexes ---------------------------------------------------------------------------
+
+    def _replace(self, record: SlotRecord) -> SlotRecord | None:
+        """Hold `record` for its slot; returns the record it replaces (None if new), left as it was."""
+        previous = self.slots.get(record.slot_id)
+        if previous is not None:
+            self._unindex(previous)
+        self.slots[record.slot_id] = record
+        self._index(record)
+        self.dirty.add(record.slot_id)
+        return previous
 
     def _index(self, record: SlotRecord) -> None:
         pool = self._pool(record)
@@ -347,18 +344,3 @@ class SlotLedger:
         if pool is None:
             pool = self.pools[key] = Pool()
         return pool
-
-
-def _copy(record: SlotRecord) -> SlotRecord:
-    return SlotRecord(
-        slot_id=record.slot_id,
-        model=record.model,
-        account=record.account,
-        state=record.state,
-        since_ms=record.since_ms,
-        last_heard_ms=record.last_heard_ms,
-        task_id=record.task_id,
-        decision_id=record.decision_id,
-        started=record.started,
-        held=record.held,
-    )

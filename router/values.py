@@ -5,7 +5,11 @@ slot.free, decisions and their alternatives) are plain slotted dataclasses rathe
 only because a frozen dataclass takes about twice as long to build, on the router's hottest path;
 and they define `__init__` themselves (`init=False`), because mypyc compiles a written `__init__`
 to C while the one dataclasses generates runs as Python, about ten times slower, and these are
-built several times per event.
+built several times per event. The same holds for the other values built per event elsewhere in
+router/ and streams/ (slot records, waiting tasks, stream entries). The fields stay the one
+statement of what a value holds: tests/router/test_value_classes.py finds every dataclass of the
+two packages with a written `__init__` and checks its parameters (names, order, keyword-only,
+defaults) and its body against the fields.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ DEFAULT_ACCOUNT: Final = "default"
 
 @dataclass(slots=True, kw_only=True, init=False)
 class Task:
+    """A task to route: what it requires of a model, what it is worth, and how the dispatcher
+    described it."""
+
     task_id: str
     priority: int
     requires: Mapping[str, int]
@@ -63,6 +70,8 @@ class Task:
 
 @dataclass(slots=True, kw_only=True)
 class Usage:
+    """What a finished task consumed, as its slot reported it (any part may be unknown)."""
+
     task_id: str
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -73,7 +82,9 @@ class Usage:
 
 
 @dataclass(slots=True, kw_only=True, init=False)
-class TaskPending:  # task.pending
+class TaskPending:
+    """task.pending: the dispatcher asks for a task to be routed."""
+
     task: Task
 
     def __init__(self, *, task: Task) -> None:
@@ -81,18 +92,20 @@ class TaskPending:  # task.pending
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskCancelled:  # task.cancelled
+class TaskCancelled:  # task.cancelled: the dispatcher withdraws a task, waiting or assigned
     task_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskStarted:  # task.started (extension: the slot began work on its assignment)
+class TaskStarted:  # task.started (an extension): the slot began work on its assignment
     task_id: str
     slot_id: str
 
 
 @dataclass(slots=True, kw_only=True, init=False)
-class SlotFree:  # slot.free
+class SlotFree:
+    """slot.free: a slot is ready for a task, reporting what the task it finished used, if any."""
+
     slot_id: str
     model: str
     account: str = DEFAULT_ACCOUNT
@@ -108,17 +121,17 @@ class SlotFree:  # slot.free
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SlotHeartbeat:  # slot.heartbeat
+class SlotHeartbeat:  # slot.heartbeat: the slot is still there
     slot_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SlotGone:  # slot.gone
+class SlotGone:  # slot.gone: the slot left; a task it had not started waits again
     slot_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class QuotaUtilisation:  # quota.utilisation
+class QuotaUtilisation:  # quota.utilisation: how much of an account's quota for a model is used, 0..1
     model: str
     utilisation: float
     account: str = DEFAULT_ACCOUNT
@@ -218,6 +231,8 @@ class Alternative:
 
 @dataclass(slots=True, kw_only=True, init=False)
 class ChosenSlot:
+    """The slot a decision assigned the task to, with its model's tier."""
+
     slot_id: str
     model: str
     account: str
@@ -246,6 +261,8 @@ class Thresholds:
 
 @dataclass(slots=True, kw_only=True, init=False)
 class Decision:
+    """One routing decision: the outcome for a task, why, and every slot considered."""
+
     decision_id: str
     task: Task
     outcome: Outcome
@@ -374,6 +391,8 @@ def task_from_json(doc: Mapping[str, Any]) -> Task:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Cancelled:
+    """A task withdrawn by task.cancelled, to be told to the dispatcher and recorded."""
+
     task_id: str
     event_id: str
     at_ms: int
@@ -381,6 +400,8 @@ class Cancelled:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UsageReported:
+    """A slot's usage report, tied to the decision that gave it the task (when known)."""
+
     usage: Usage
     slot_id: str
     model: str

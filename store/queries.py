@@ -5,7 +5,7 @@ Cost figures say where they come from: `actual` when the slot reported usage for
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -167,16 +167,6 @@ def model_layer_matrix(
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     return [_cell(row) for row in rows]
-
-
-def stored_ids(engine: Engine, decision_ids: Iterable[str]) -> set[str]:
-    """Which of these decisions are already in the table."""
-    ids = list(decision_ids)
-    if not ids:
-        return set()
-    with engine.connect() as conn:
-        found = conn.execute(select(decisions.c.decision_id).where(decisions.c.decision_id.in_(ids))).scalars()
-        return set(found)
 
 
 def _cell(row: Any) -> MatrixCell:

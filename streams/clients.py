@@ -98,7 +98,7 @@ class Slot:
 
 
 class Ops:
-    """Reads decision records and dead letters."""
+    """Reads the decision records: the latest ones, or as they come."""
 
     def __init__(self, r: redis.Redis, keys: Keys | None = None) -> None:
         self.r = r
@@ -112,9 +112,6 @@ class Ops:
         self, *, last_id: str = "$", block_ms: int = STATUS_BLOCK_MS
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         return _follow(self.r, self.keys.decisions, last_id=last_id, block_ms=block_ms)
-
-    def dead_letters(self, *, count: int = 100) -> list[tuple[str, dict[str, Any]]]:
-        return _newest(self.r, self.keys.dead, count)
 
 
 def _newest(r: redis.Redis, stream: str, count: int) -> list[tuple[str, dict[str, Any]]]:

@@ -31,14 +31,14 @@ return {0, last[1][1]}
 """
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True, init=False)  # built for every event: see router/values.py
 class Entry:
-    """One stream entry as read. (Built for every event: not frozen and with its `__init__`
-    written out, so that mypyc compiles it; see router/values.py.)"""
+    """One stream entry as read: its id, its `data` field, and how many times the group has
+    delivered it (1 for a new entry)."""
 
     entry_id: str
     data: bytes | None  # None: the entry had no `data` field
-    deliveries: int
+    deliveries: int = 1
 
     def __init__(self, entry_id: str, data: bytes | None, deliveries: int = 1) -> None:
         self.entry_id = entry_id

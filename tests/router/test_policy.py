@@ -272,7 +272,9 @@ def test_step6_live_means_heard_within_the_staleness_window(catalog: Catalog, si
 def test_step6_a_heartbeat_makes_a_stale_free_slot_live_again(catalog: Catalog) -> None:
     led = ledger(("h1", "haiku"))
     later = NOW + STALE_MS + 5_000
-    assert led.heard("h1", later) is True
+    assert not led.is_live(led.slots["h1"], later)
+    led.heard("h1", later)
+    assert led.is_live(led.slots["h1"], later)
     _, routed = decide(task(), catalog, led, now_ms=later)
     assert routed.chosen is not None and routed.chosen.slot_id == "h1"
 

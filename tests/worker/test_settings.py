@@ -102,11 +102,18 @@ def test_passwords_never_show_in_repr_or_log_form() -> None:
     assert s.masked()["redis_url"] == "rediss://:***@redis.example:6380/0"
 
 
-def test_backoff_is_capped_and_grows() -> None:
+def test_backoff_is_full_jitter_under_a_capped_doubling_ceiling() -> None:
     import random
 
     rand = random.Random(1)
-    first = [compute_backoff(1, rand=rand) for _ in range(50)]
-    late = [compute_backoff(30, rand=rand) for _ in range(50)]
-    assert all(0.05 <= d <= 0.1 for d in first)
-    assert all(5.0 <= d <= 10.0 for d in late)
+    first = [compute_backoff(1, rand=rand) for _ in range(200)]
+    third = [compute_backoff(3, rand=rand) for _ in range(200)]
+    late = [compute_backoff(30, rand=rand) for _ in range(200)]
+    assert all(0.0 <= d <= 0.1 for d in first)
+    assert all(0.0 <= d <= 0.4 for d in third)
+    assert all(0.0 <= d <= 10.0 for d in late)  # capped: 0.1 x 2^29 would be years
+    # full jitter: the whole range is drawn from, its lower half too (equal jitter never goes
+    # below half the ceiling)
+    assert min(late) < 2.5 and max(late) > 7.5
+    assert min(third) < 0.1 and max(third) > 0.3
+    assert sum(first) / 200 < sum(third) / 200 < sum(late) / 200
