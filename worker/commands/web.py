@@ -31,9 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("web", help="serve the dashboard (/resources), /metrics and /healthz")
     add_connection_options(p, database=True)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument(
-        "--port", type=port, help=f"port to listen on, 0-65535 (default: env PORT, else {DEFAULT_PORT})"
-    )
+    p.add_argument("--port", type=port, help=f"port to listen on, 0-65535 (default: env PORT, else {DEFAULT_PORT})")
     p.add_argument(
         "--refresh-s",
         type=int_between(1, 86_400),
