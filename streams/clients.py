@@ -150,7 +150,12 @@ class Slot:
         return self._publish_releasing({"type": "slot.gone", "slot_id": self.slot_id})
 
     def _publish_releasing(self, doc: Mapping[str, Any]) -> str:
-        self._join()
+        try:
+            self._join()  # before announcing the slot free, so no assignment can precede the group
+        except redis.ResponseError:
+            # The slot's own stream cannot be joined (not a stream, or an ACL that lets this client
+            # only publish): the announcement still goes out; reading assignments will say why.
+            pass
         pipe = self.r.pipeline(transaction=True)
         pipe.xadd(self.keys.events, {"data": encode(doc)})
         if self.held:

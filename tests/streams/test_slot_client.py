@@ -181,3 +181,11 @@ def test_following_status_from_now_misses_nothing_published_before_the_first_rea
     r.xadd(keys.status, {"data": encode({"type": "assigned", "task_id": "new"})})  # before any read
     _, status = next(statuses)
     assert status["task_id"] == "new"
+
+
+def test_a_slot_whose_stream_cannot_be_joined_still_announces_itself_free(r: redis.Redis, keys: Keys) -> None:
+    r.set(keys.assign(SLOT_ID), "not a stream")
+    _slot(r, keys).free()
+    assert [e["type"] for e in _events(r, keys)] == ["slot.free"]
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        _slot(r, keys).next_assignment(block_ms=10)
