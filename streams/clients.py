@@ -3,6 +3,7 @@ documented with examples in docs/clients.md (the wire underneath: docs/protocol.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -150,12 +151,11 @@ class Slot:
         return self._publish_releasing({"type": "slot.gone", "slot_id": self.slot_id})
 
     def _publish_releasing(self, doc: Mapping[str, Any]) -> str:
-        try:
-            self._join()  # before announcing the slot free, so no assignment can precede the group
-        except redis.ResponseError:
-            # The slot's own stream cannot be joined (not a stream, or an ACL that lets this client
-            # only publish): the announcement still goes out; reading assignments will say why.
-            pass
+        # Joined before the announcement, so that no assignment can precede the group. A stream the
+        # slot cannot join (not a stream, or an ACL that lets this client only publish) does not
+        # hold the announcement back: reading assignments will say what is wrong.
+        with contextlib.suppress(redis.ResponseError):
+            self._join()
         pipe = self.r.pipeline(transaction=True)
         pipe.xadd(self.keys.events, {"data": encode(doc)})
         if self.held:

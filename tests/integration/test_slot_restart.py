@@ -62,12 +62,20 @@ def start_slot(redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Callable
         proc.wait(timeout=10)
 
 
+def _worker_and_slot(
+    r: redis.Redis, keys: Keys, start_worker: Any, start_slot: Callable[[], subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
+    """A live worker, and the slot process once it has announced itself free."""
+    start_worker()
+    slot = start_slot()
+    wait_for(lambda: any(e["type"] == "slot.free" for e in _docs(r, keys.events)), what="the slot to join")
+    return slot
+
+
 def test_a_slot_killed_mid_task_and_restarted_reruns_nothing_and_loses_nothing(
     r: redis.Redis, keys: Keys, start_worker: Any, start_slot: Callable[[], subprocess.Popen[bytes]]
 ) -> None:
-    start_worker()
-    first = start_slot()
-    wait_for(lambda: any(e["type"] == "slot.free" for e in _docs(r, keys.events)), what="the slot to join")
+    first = _worker_and_slot(r, keys, start_worker, start_slot)
     dispatcher = Dispatcher(r, keys)
     for task_id in TASKS:  # one slot: the router hands them out one at a time, in this order
         dispatcher.publish_task(task_id, priority=50, layer="chore", hold=task_id == HELD or None)
@@ -98,9 +106,7 @@ def test_a_slot_killed_mid_task_and_restarted_reruns_nothing_and_loses_nothing(
 def test_a_slot_killed_between_tasks_and_restarted_gets_only_what_came_while_it_was_down(
     r: redis.Redis, keys: Keys, start_worker: Any, start_slot: Callable[[], subprocess.Popen[bytes]]
 ) -> None:
-    start_worker()
-    first = start_slot()
-    wait_for(lambda: any(e["type"] == "slot.free" for e in _docs(r, keys.events)), what="the slot to join")
+    first = _worker_and_slot(r, keys, start_worker, start_slot)
     dispatcher = Dispatcher(r, keys)
     for task_id in TASKS[:3]:
         dispatcher.publish_task(task_id, priority=50)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from support.cli import assert_usage_error, run_router
+from support.ports import unused_port
 from support.processes import wait_for
 
 from streams.keys import Keys
@@ -106,11 +106,7 @@ def test_explain_unknown_task(recorded: list[str], capsys: pytest.CaptureFixture
 
 
 def _refused_redis_url() -> str:
-    """A Redis URL on a port of 127.0.0.1 nothing listens on (bound, then closed), so it refuses."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
+    return f"redis://127.0.0.1:{unused_port()}/0"
 
 
 def _without_redis(conn: list[str]) -> list[str]:
