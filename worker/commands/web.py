@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Mapping
 
 import uvicorn
 from redis.backoff import NoBackoff
@@ -12,6 +14,7 @@ from starlette.applications import Starlette
 from dashboard.app import DEFAULT_REFRESH_S, create_app
 from dashboard.db import read_only_engine
 from router.catalog import load_catalog
+from router.errors import ConfigError
 from streams.connection import connect
 from worker.commands.argtypes import int_between, port
 from worker.commands.common import add_connection_options, settings_from
@@ -21,13 +24,14 @@ from worker.settings import Settings
 # Short socket timeouts and one immediate retry (for a pooled connection Redis dropped): a page or a
 # scrape should say "Redis does not answer" within seconds, not after redis-py's default backoff.
 REDIS_TIMEOUT_S = 2.0
+DEFAULT_PORT = 8000
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("web", help="serve the dashboard (/resources), /metrics and /healthz")
     add_connection_options(p, database=True)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=port, default=8000, help="port to listen on, 0-65535 (default 8000)")
+    p.add_argument("--port", type=port, help=f"port to listen on, 0-65535 (default: env PORT, else {DEFAULT_PORT})")
     p.add_argument(
         "--refresh-s",
         type=int_between(1, 86_400),
@@ -40,9 +44,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     configure(settings.log_level)
+    listen_port = listen_port_from(args.port, os.environ)
     app = build_app(settings, refresh_s=args.refresh_s)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(app, host=args.host, port=listen_port, log_level=settings.log_level.lower(), access_log=False)
     return 0
+
+
+def listen_port_from(flag: int | None, environ: Mapping[str, str]) -> int:
+    """--port, else PORT (what honcho and Procfile hosts set for each process), else 8000."""
+    if flag is not None:
+        return flag
+    value = environ.get("PORT")
+    if value is None:
+        return DEFAULT_PORT
+    try:
+        return port(value)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"PORT {exc}") from None
 
 
 def build_app(settings: Settings, *, refresh_s: int = DEFAULT_REFRESH_S) -> Starlette:
