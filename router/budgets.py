@@ -15,7 +15,6 @@ booked, so spend can pass a limit by at most the estimate of the one assignment 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +23,6 @@ from typing import Any, Final, TypeVar
 
 from router.errors import ConfigError
 
-MAX_OPEN_CHARGES: Final = 200_000  # assignments whose actual cost may still arrive; the oldest are settled as estimated
 _KEYS: Final = frozenset({"name", "period", "usd", "account", "models", "mode"})
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -186,23 +184,20 @@ class BudgetStanding:
         return f"{self.budget.name}: ${self.spent_usd:.2f} / ${self.budget.usd:.2f} ({self.budget.period})"
 
 
-@dataclass(slots=True, kw_only=True)
-class _Charge:
-    budgets: tuple[str, ...]  # the budgets it was booked against
-    periods: tuple[str, ...]  # the period of each, when it was booked
-    usd: float  # the estimate booked
+Charge = list[Any]  # [budget names, their period keys, usd booked]: JSON, kept with the task's assignment
 
 
 class BudgetBook:
-    """Spend per budget in its current period, and the assignments whose actual cost may still come.
+    """Spend per budget in its current period.
 
-    `changed` names the budgets whose standing changed since the last `drain_snapshot`; crossings of
-    80% and 100% are reported once each per period (for the worker's warning lines)."""
+    An assignment's booking comes back as a `Charge` that the caller keeps with the assignment (the
+    router's assigned-task record, persisted with the snapshot), so settling it when usage arrives
+    happens once, with that record, and needs no second index here. `dirty` says the spend changed
+    since the snapshot last took it; crossings of 80% and 100% are reported once per period."""
 
     def __init__(self, budgets: Iterable[Budget] = ()) -> None:
         self.budgets: dict[str, Budget] = {}
         self._spent: dict[str, tuple[str, float]] = {}  # name -> (period key, spent)
-        self._charges: OrderedDict[str, _Charge] = OrderedDict()  # decision id -> what it booked
         self._warned: dict[str, tuple[str, int]] = {}  # name -> (period, highest mark reported: 80 or 100)
         self.dirty = False
         self.set_budgets(budgets)
@@ -249,8 +244,8 @@ class BudgetBook:
         return None
 
     def exhausted_pools(self, pools: Iterable[tuple[str, str]], now_ms: int) -> dict[tuple[str, str], bool]:
-        """For each (model, account) pool under an exhausted budget: True when only a hard budget
-        blocks it for every task, False when soft budgets still let override tasks use it."""
+        """Each (model, account) pool under an exhausted budget: True when a hard budget keeps every task
+        off it, False when only soft budgets do (override tasks may still use it)."""
         exhausted = [s for s in self.standings(now_ms) if s.exhausted]
         out: dict[tuple[str, str], bool] = {}
         if not exhausted:
@@ -261,29 +256,30 @@ class BudgetBook:
                 out[(model, account)] = any(s.budget.mode is BudgetMode.HARD for s in covering)
         return out
 
-    def book(self, decision_id: str, *, account: str, model: str, usd: float, now_ms: int) -> None:
+    def book(self, *, account: str, model: str, usd: float, now_ms: int) -> Charge | None:
         """An assignment's estimate, booked at once against every budget that covers its slot."""
-        names = tuple(n for n in sorted(self.budgets) if self.budgets[n].covers(account, model))
-        if not names or not math.isfinite(usd) or usd < 0 or decision_id in self._charges:
-            return
-        periods = tuple(period_key(self.budgets[n].period, now_ms) for n in names)
+        names = [n for n in sorted(self.budgets) if self.budgets[n].covers(account, model)]
+        if not names or not math.isfinite(usd) or usd < 0:
+            return None
+        periods = [period_key(self.budgets[n].period, now_ms) for n in names]
         for name, period in zip(names, periods, strict=True):
             self._add(name, period, usd)
-        self._charges[decision_id] = _Charge(budgets=names, periods=periods, usd=usd)
-        while len(self._charges) > MAX_OPEN_CHARGES:
-            self._charges.popitem(last=False)  # its estimate stands as its cost
-        self.dirty = True
+        return [names, periods, usd]
 
-    def settle(self, decision_id: str, *, actual_usd: float) -> bool:
-        """Replace a booked estimate by the reported cost, once; False if there was nothing to settle."""
-        charge = self._charges.pop(decision_id, None)
-        if charge is None or not math.isfinite(actual_usd) or actual_usd < 0:
-            return False
-        for name, period in zip(charge.budgets, charge.periods, strict=True):
+    def settle(self, charge: Charge, *, actual_usd: float) -> None:
+        """Replace a booked estimate by the reported cost (the caller settles each charge once)."""
+        if math.isfinite(actual_usd) and actual_usd >= 0:
+            self._correct(charge, actual_usd - float(charge[2]))
+
+    def refund(self, charge: Charge) -> None:
+        """Take a booking back: the assignment lapsed before its slot started it."""
+        self._correct(charge, -float(charge[2]))
+
+    def _correct(self, charge: Charge, delta: float) -> None:
+        names, periods = charge[0], charge[1]
+        for name, period in zip(names, periods, strict=True):
             if name in self.budgets and self._spent.get(name, ("", 0.0))[0] == period:
-                self._add(name, period, actual_usd - charge.usd)
-        self.dirty = True
-        return True
+                self._add(name, period, delta)  # a correction for a closed period changes nothing
 
     def crossings(self, now_ms: int) -> list[tuple[BudgetStanding, int]]:
         """Budgets that passed 80% or 100% of their limit since last asked: (standing, mark), once per period."""
@@ -301,27 +297,25 @@ class BudgetBook:
     def _add(self, name: str, period: str, usd: float) -> None:
         held_period, spent = self._spent.get(name, (period, 0.0))
         if held_period != period:
-            if held_period > period:
-                return  # a correction for a period already closed
             spent = 0.0  # a new period opens
         self._spent[name] = (period, max(0.0, spent + usd))
+        self.dirty = True
 
     # -- snapshot --------------------------------------------------------------------------------
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "spent": {name: [period, usd] for name, (period, usd) in self._spent.items()},
-            "charges": [[d, list(c.budgets), list(c.periods), c.usd] for d, c in self._charges.items()],
-            "warned": {name: [period, mark] for name, (period, mark) in self._warned.items()},
-        }
+    def to_json(self) -> dict[str, list[Any]]:
+        """Spend per budget: name -> [period, usd, highest crossing reported]."""
+        return {name: [period, usd, self._reported(name, period)] for name, (period, usd) in self._spent.items()}
+
+    def _reported(self, name: str, period: str) -> int:
+        warned_period, mark = self._warned.get(name, ("", 0))
+        return mark if warned_period == period else 0
 
     def restore(self, doc: Mapping[str, Any]) -> None:
-        """Spend and open charges from a snapshot; budgets no longer configured are dropped."""
-        spent = doc.get("spent", {})
-        self._spent = {name: (str(p), float(usd)) for name, (p, usd) in spent.items() if name in self.budgets}
-        self._charges = OrderedDict(
-            (str(d), _Charge(budgets=tuple(names), periods=tuple(periods), usd=float(usd)))
-            for d, names, periods, usd in doc.get("charges", [])
-        )
-        self._warned = {name: (str(p), int(m)) for name, (p, m) in doc.get("warned", {}).items()}
+        """Spend from a snapshot; budgets no longer configured are dropped."""
+        self._spent, self._warned = {}, {}
+        for name, (period, usd, mark) in doc.items():
+            if name in self.budgets:
+                self._spent[name] = (str(period), float(usd))
+                self._warned[name] = (str(period), int(mark))
         self.dirty = False

@@ -115,36 +115,33 @@ def test_periods_are_utc_calendar_days_and_months() -> None:
 def test_an_assignment_books_its_estimate_on_the_budgets_covering_its_slot() -> None:
     book = BudgetBook([premium(), Budget(name="acct-b", period=Period.MONTH, usd=100.0, account="acct-b")])
     now = ms("2026-12-08T10:00")
-    book.book("d1", account="acct-a", model="opus", usd=4.0, now_ms=now)
-    book.book("d2", account="acct-b", model="haiku", usd=1.5, now_ms=now)
+    charge = book.book(account="acct-a", model="opus", usd=4.0, now_ms=now)
+    book.book(account="acct-b", model="haiku", usd=1.5, now_ms=now)
+    assert charge == [["premium-daily"], ["2026-12-08"], 4.0]
+    assert book.book(account="acct-a", model="haiku", usd=1.0, now_ms=now) is None  # no budget covers it
     assert book.spent("premium-daily", now) == 4.0
     assert book.spent("acct-b", now) == 1.5
 
 
-def test_usage_replaces_the_estimate_once() -> None:
+def test_usage_replaces_the_estimate_and_a_lapse_refunds_it() -> None:
     book = BudgetBook([premium()])
     now = ms("2026-12-08T10:00")
-    book.book("d1", account="a", model="opus", usd=4.0, now_ms=now)
-    assert book.settle("d1", actual_usd=2.5)
-    assert not book.settle("d1", actual_usd=2.5)  # a duplicated usage report
+    first = book.book(account="a", model="opus", usd=4.0, now_ms=now)
+    second = book.book(account="a", model="opus", usd=3.0, now_ms=now)
+    assert first is not None and second is not None
+    book.settle(first, actual_usd=2.5)
+    assert book.spent("premium-daily", now) == 5.5
+    book.refund(second)
     assert book.spent("premium-daily", now) == 2.5
-
-
-def test_booking_the_same_decision_twice_counts_once() -> None:
-    book = BudgetBook([premium()])
-    now = ms("2026-12-08T10:00")
-    book.book("d1", account="a", model="opus", usd=4.0, now_ms=now)
-    book.book("d1", account="a", model="opus", usd=4.0, now_ms=now)
-    assert book.spent("premium-daily", now) == 4.0
 
 
 def test_exhausted_soft_budget_blocks_only_non_override_tasks_and_hard_blocks_all() -> None:
     now = ms("2026-12-08T10:00")
     soft, hard = BudgetBook([premium(usd=5.0)]), BudgetBook([premium(usd=5.0, mode=BudgetMode.HARD)])
     for book in (soft, hard):
-        book.book("d1", account="a", model="opus", usd=4.9, now_ms=now)
+        book.book(account="a", model="opus", usd=4.9, now_ms=now)
         assert book.blocking("a", "opus", override=False, now_ms=now) is None  # not yet spent
-        book.book("d2", account="a", model="opus", usd=0.2, now_ms=now)
+        book.book(account="a", model="opus", usd=0.2, now_ms=now)
         assert book.blocking("a", "haiku", override=False, now_ms=now) is None  # not covered
     standing = soft.blocking("a", "opus", override=False, now_ms=now)
     assert standing is not None and standing.detail() == "premium-daily: $5.10 / $5.00 (day)"
@@ -157,54 +154,53 @@ def test_exhausted_soft_budget_blocks_only_non_override_tasks_and_hard_blocks_al
 def test_the_day_rollover_reopens_a_budget_and_late_usage_does_not_touch_the_new_day() -> None:
     book = BudgetBook([premium(usd=5.0)])
     day1 = ms("2026-12-08T23:59")
-    book.book("d1", account="a", model="opus", usd=6.0, now_ms=day1)
+    late = book.book(account="a", model="opus", usd=6.0, now_ms=day1)
+    assert late is not None
     assert book.blocking("a", "opus", override=False, now_ms=day1) is not None
     day2 = ms("2026-12-09T00:00")
     assert book.spent("premium-daily", day2) == 0.0
     assert book.blocking("a", "opus", override=False, now_ms=day2) is None
-    book.book("d2", account="a", model="opus", usd=1.0, now_ms=day2)
-    book.settle("d1", actual_usd=3.0)  # the day-1 task's usage arrives after midnight
+    book.book(account="a", model="opus", usd=1.0, now_ms=day2)
+    book.settle(late, actual_usd=3.0)  # the day-1 task's usage arrives after midnight
     assert book.spent("premium-daily", day2) == 1.0
 
 
 def test_crossings_are_reported_once_per_mark_and_period() -> None:
     book = BudgetBook([premium(usd=10.0)])
     now = ms("2026-12-08T10:00")
-    book.book("d1", account="a", model="opus", usd=8.5, now_ms=now)
+    book.book(account="a", model="opus", usd=8.5, now_ms=now)
     assert [mark for _, mark in book.crossings(now)] == [80]
     assert book.crossings(now) == []
-    book.book("d2", account="a", model="opus", usd=2.0, now_ms=now)
+    book.book(account="a", model="opus", usd=2.0, now_ms=now)
     assert [mark for _, mark in book.crossings(now)] == [100]
     tomorrow = ms("2026-12-09T01:00")
-    book.book("d3", account="a", model="opus", usd=9.0, now_ms=tomorrow)
+    book.book(account="a", model="opus", usd=9.0, now_ms=tomorrow)
     assert [mark for _, mark in book.crossings(tomorrow)] == [80]
 
 
 def test_projection_extrapolates_the_period_rate() -> None:
     book = BudgetBook([premium(usd=100.0)])
     noon = ms("2026-12-08T12:00")
-    book.book("d1", account="a", model="opus", usd=10.0, now_ms=noon)
+    book.book(account="a", model="opus", usd=10.0, now_ms=noon)
     assert book.standing("premium-daily", noon).projected_usd == pytest.approx(20.0)
 
 
-def test_snapshot_round_trip_keeps_spend_and_open_charges() -> None:
-    book = BudgetBook([premium(usd=10.0)])
+def test_snapshot_round_trip_keeps_spend_and_reported_crossings() -> None:
+    book = BudgetBook([premium(usd=10.0), Budget(name="gone", period=Period.DAY, usd=1.0, models=frozenset({"haiku"}))])
     now = ms("2026-12-08T10:00")
-    book.book("d1", account="a", model="opus", usd=4.0, now_ms=now)
-    book.book("d2", account="a", model="opus", usd=3.0, now_ms=now)
-    book.settle("d2", actual_usd=1.0)
+    book.book(account="a", model="opus", usd=9.0, now_ms=now)
+    assert [mark for _, mark in book.crossings(now)] == [80]
     restored = BudgetBook([premium(usd=10.0)])
     restored.restore(book.to_json())
-    assert restored.spent("premium-daily", now) == 5.0
-    assert restored.settle("d1", actual_usd=2.0)  # the open charge survived
-    assert not restored.settle("d2", actual_usd=1.0)  # the settled one cannot settle again
-    assert restored.spent("premium-daily", now) == 3.0
+    assert restored.spent("premium-daily", now) == 9.0
+    assert restored.crossings(now) == []  # reported before the restart: not again
+    assert not restored.dirty
 
 
 def test_reloading_keeps_spend_of_kept_budgets_and_a_raised_limit_reopens() -> None:
     book = BudgetBook([premium(usd=5.0)])
     now = ms("2026-12-08T10:00")
-    book.book("d1", account="a", model="opus", usd=6.0, now_ms=now)
+    book.book(account="a", model="opus", usd=6.0, now_ms=now)
     book.set_budgets([premium(usd=50.0)])
     assert book.spent("premium-daily", now) == 6.0
     assert book.blocking("a", "opus", override=False, now_ms=now) is None
@@ -217,10 +213,11 @@ def test_spend_never_passes_a_hard_limit_by_more_than_one_estimate(steps: list[t
     book = BudgetBook([premium(usd=10.0, mode=BudgetMode.HARD)])
     now = ms("2026-12-08T10:00")
     largest = 0.0
-    for n, (estimate, report, fraction) in enumerate(steps):
+    for estimate, report, fraction in steps:
         if book.blocking("a", "opus", override=True, now_ms=now) is None:
-            book.book(f"d{n}", account="a", model="opus", usd=estimate, now_ms=now)
+            charge = book.book(account="a", model="opus", usd=estimate, now_ms=now)
+            assert charge is not None
             largest = max(largest, estimate)
             if report:
-                book.settle(f"d{n}", actual_usd=estimate * min(fraction, 1.0))
+                book.settle(charge, actual_usd=estimate * min(fraction / 5, 1.0))
         assert book.spent("premium-daily", now) <= 10.0 + largest + 1e-9
