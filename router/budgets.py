@@ -199,8 +199,8 @@ class BudgetBook:
         self.budgets: dict[str, Budget] = {}
         self._spent: dict[str, tuple[str, float]] = {}  # name -> (period key, spent)
         self._warned: dict[str, tuple[str, int]] = {}  # name -> (period, highest mark reported: 80 or 100)
-        self.dirty = False
         self.set_budgets(budgets)
+        self.dirty = False  # nothing booked yet: the snapshot has nothing new to take
 
     def __bool__(self) -> bool:
         return bool(self.budgets)
