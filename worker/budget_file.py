@@ -25,4 +25,4 @@ def load_budgets(path: str | None, catalog: Catalog) -> tuple[Budget, ...]:
     try:
         return parse_budgets(doc, known_models=catalog.models)
     except ConfigError as exc:
-        raise ConfigError(f"ROUTER_BUDGETS={path}: {exc}") from None
+        raise ConfigError(f"ROUTER_BUDGETS={path}: {str(exc).removeprefix('budgets: ')}") from None
