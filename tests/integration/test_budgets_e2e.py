@@ -4,6 +4,7 @@ rollover re-opens a budget, and a bad budgets file stops the start with one line
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -90,6 +91,24 @@ def test_hard_budget_blocks_override_tasks_too(r: redis.Redis, keys: Keys, start
     Dispatcher(r, keys).publish_task("t3", priority=95, quest_priority=97)
     waiting = decision_for(r, keys, "t3", "await_slot")
     assert waiting["reason_code"] == "budget_exhausted"
+
+
+def test_sighup_reloads_the_budgets_file_and_a_raised_limit_places_the_waiting_task(
+    r: redis.Redis, keys: Keys, start_worker: Any, tmp_path: Path
+) -> None:
+    path = budgets_file(tmp_path, 0.15, "hard")
+    worker = start_worker(env={"ROUTER_BUDGETS": str(path)})
+    spend_the_budget(r, keys)
+    Dispatcher(r, keys).publish_task("t2", priority=95)
+    assert decision_for(r, keys, "t2", "await_slot")["reason_code"] == "budget_exhausted"
+    path.write_text("not = [valid")
+    worker.proc.send_signal(signal.SIGHUP)  # a broken file: the old budgets stay in force
+    wait_for(lambda: "budgets not reloaded" in worker.log(), what="the refusal logged")
+    budgets_file(tmp_path, 10.0, "hard")
+    worker.proc.send_signal(signal.SIGHUP)
+    placed = decision_for(r, keys, "t2", "assigned")
+    assert placed["chosen_model"] == "opus"
+    assert worker.proc.poll() is None
 
 
 def test_spend_survives_kill_9_and_a_duplicated_usage_report_counts_once(
