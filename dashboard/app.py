@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,12 +24,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dashboard import format as fmt
+from dashboard.budgets import read_budgets, standing_to_json
 from dashboard.chart import bar_chart
 from dashboard.live import LiveState, read_live
 from dashboard.matrix import Matrix, build_matrix
 from dashboard.metrics import DecisionTail, make_registry
 from dashboard.params import WINDOWS, BadParameter, Window, parse_window
 from dashboard.queries import ping, window_sums
+from router.budgets import Budget, BudgetStanding
 from router.catalog import Catalog
 from streams.keys import Keys
 
@@ -48,6 +50,7 @@ class Dashboard:
     refresh_s: int
     clock: Callable[[], float]
     templates: Environment
+    budgets: tuple[Budget, ...] = ()
 
     def window_bounds(self, window: Window) -> tuple[datetime, datetime]:
         until = datetime.fromtimestamp(int(self.clock()), tz=UTC)
@@ -66,9 +69,10 @@ def create_app(
     prefix: str = "router:",
     refresh_s: int = DEFAULT_REFRESH_S,
     clock: Callable[[], float] = time.time,
+    budgets: Sequence[Budget] = (),
 ) -> Starlette:
     keys = Keys(prefix)
-    registry, tail = make_registry(r, keys)
+    registry, tail = make_registry(r, keys, budgets=budgets, clock=clock)
     # autoescape on for every template, whatever its file name: layer names and titles are data.
     templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
     templates.filters.update(
@@ -84,6 +88,7 @@ def create_app(
         refresh_s=refresh_s,
         clock=clock,
         templates=templates,
+        budgets=tuple(budgets),
     )
 
     def resources(request: Request) -> Response:
@@ -96,12 +101,14 @@ def create_app(
         except SQLAlchemyError:
             return _html_error(dash, 503, "The decision database does not answer; the page will retry.")
         live, live_error = _live(dash)
+        budgets = _budgets(dash)
         chart = bar_chart([(m, matrix.by_model[m].total_usd, matrix.tiers.get(m)) for m in matrix.models])
         html = dash.templates.get_template("resources.html").render(
             matrix=matrix,
             chart=chart,
             live=live,
             live_error=live_error,
+            budgets=budgets,
             window=window,
             windows=list(WINDOWS),
             refresh_s=dash.refresh_s,
@@ -119,6 +126,12 @@ def create_app(
         except SQLAlchemyError:
             return JSONResponse({"error": "the decision database does not answer"}, status_code=503)
 
+    def budgets_api(request: Request) -> Response:
+        standings = _budgets(dash)
+        if standings is None:
+            return JSONResponse({"error": "Redis does not answer: budget spend is unknown right now"}, status_code=503)
+        return JSONResponse({"budgets": [standing_to_json(s) for s in standings]})
+
     def metrics(request: Request) -> Response:
         return Response(generate_latest(dash.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -134,6 +147,7 @@ def create_app(
         Route("/", index),
         Route("/resources", resources),
         Route("/api/resources/routing-matrix", routing_matrix),
+        Route("/api/resources/budgets", budgets_api),
         Route("/metrics", metrics),
         Route("/healthz", healthz),
     ]
@@ -168,6 +182,14 @@ def _live(dash: Dashboard) -> tuple[LiveState | None, str | None]:
         return read_live(dash.redis, dash.keys), None
     except redis.RedisError:
         return None, "Redis does not answer: slots and awaiting tasks are unknown right now."
+
+
+def _budgets(dash: Dashboard) -> list[BudgetStanding] | None:
+    """Each budget's standing now; None when Redis does not answer."""
+    try:
+        return read_budgets(dash.redis, dash.keys, dash.budgets, now_ms=int(dash.clock() * 1000))
+    except redis.RedisError:
+        return None
 
 
 def _html_error(dash: Dashboard, status: int, message: str) -> Response:

@@ -4,16 +4,17 @@ Decisions are counted from the tail of the decisions stream: each scrape reads t
 since the previous one (XRANGE from the last id seen, exclusive), so the cost of a scrape follows
 the decision rate, not the table size, and the counters need neither the recorder nor the
 database. They start at zero when `router web` starts, as Prometheus counters do; `rate()` and
-`increase()` handle the reset. Gauges (awaiting tasks, slots, dead letters, recorder lag) are
-read from Redis at each scrape."""
+`increase()` handle the reset. Gauges (awaiting tasks, slots, dead letters, recorder lag, budget spend)
+are read from Redis at each scrape."""
 
 from __future__ import annotations
 
 import bisect
 import math
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -21,7 +22,9 @@ import redis
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from dashboard.budgets import read_budgets
 from dashboard.live import SCAN_COUNT
+from router.budgets import Budget
 from streams.codec import as_text
 from streams.keys import RECORDER_GROUP, Keys
 
@@ -133,10 +136,20 @@ class DecisionTail:
 
 
 class RouterCollector:
-    def __init__(self, r: redis.Redis, keys: Keys, tail: DecisionTail) -> None:
+    def __init__(
+        self,
+        r: redis.Redis,
+        keys: Keys,
+        tail: DecisionTail,
+        *,
+        budgets: Sequence[Budget] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.r = r
         self.keys = keys
         self.tail = tail
+        self.budgets = budgets
+        self.clock = clock
 
     def describe(self) -> list[Metric]:
         return []  # nothing to check at registration: every series is read at scrape time
@@ -178,6 +191,20 @@ class RouterCollector:
             value=self.r.xlen(self.keys.dead),
         )
         yield from self._recorder_lag()
+        yield from self._budgets()
+
+    def _budgets(self) -> Iterator[Metric]:
+        if not self.budgets:
+            return
+        spent = GaugeMetricFamily(
+            "router_budget_spent_usd", "Spend booked against each budget in its current period", labels=["budget"]
+        )
+        limit = GaugeMetricFamily("router_budget_limit_usd", "Each budget's limit per period", labels=["budget"])
+        for standing in read_budgets(self.r, self.keys, self.budgets, now_ms=int(self.clock() * 1000)):
+            spent.add_metric([standing.budget.name], standing.spent_usd)
+            limit.add_metric([standing.budget.name], standing.budget.usd)
+        yield spent
+        yield limit
 
     def _recorder_lag(self) -> Iterator[Metric]:
         lag = GaugeMetricFamily(
@@ -209,10 +236,12 @@ class RouterCollector:
         return None
 
 
-def make_registry(r: redis.Redis, keys: Keys) -> tuple[CollectorRegistry, DecisionTail]:
+def make_registry(
+    r: redis.Redis, keys: Keys, *, budgets: Sequence[Budget] = (), clock: Callable[[], float] = time.time
+) -> tuple[CollectorRegistry, DecisionTail]:
     tail = DecisionTail(r, keys)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RouterCollector(r, keys, tail))
+    registry.register(RouterCollector(r, keys, tail, budgets=budgets, clock=clock))
     return registry, tail
 
 

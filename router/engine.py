@@ -7,13 +7,15 @@ cancellations, usage reports) plus the ledger changes the worker persists with t
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
+from router.budgets import Budget, BudgetBook
 from router.catalog import Catalog
 from router.config import RouterConfig
 from router.decisions import build_decision
 from router.ev import EVResolver, EVWindow, Scorer
-from router.policy import Assessment, Routed, assess, route
+from router.policy import Assessment, Barred, Routed, assess, route
 from router.slots import PoolKey, SlotLedger, SlotRecord, SlotState
 from router.snapshot import LedgerChanges, WaitingChanges, waiting_from_json, waiting_to_json
 from router.values import (
@@ -32,12 +34,20 @@ from router.values import (
     TaskPending,
     TaskStarted,
     UsageReported,
+    Verdict,
 )
 from router.waiting import WaitingIndex, WaitingTask
 
 
 class Router:
-    def __init__(self, catalog: Catalog, *, config: RouterConfig | None = None, scorer: Scorer | None = None):
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        config: RouterConfig | None = None,
+        scorer: Scorer | None = None,
+        budgets: Iterable[Budget] = (),
+    ):
         self.catalog = catalog
         self.config = config or RouterConfig()
         self.ledger = SlotLedger(
@@ -53,6 +63,7 @@ class Router:
         self.ev_window = EVWindow(size=self.config.ev_window)
         self.resolver = EVResolver(scorer=scorer)
         self.assigned: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.budgets = BudgetBook(budgets)
         self.premium_models = frozenset(m.model_id for m in catalog.models.values() if m.is_premium)
         self._changes = LedgerChanges()
         self._batch_id = "0-0"
@@ -79,6 +90,9 @@ class Router:
             changes.slots[slot_id] = self.ledger.slots[slot_id].to_json()
         self.ledger.dirty.clear()
         changes.utilisation = self.ledger.drain_utilisation()
+        if self.budgets.dirty:
+            changes.budgets = self.budgets.to_json()
+            self.budgets.dirty = False
         return changes
 
     # -- events ------------------------------------------------------------------------------
@@ -181,6 +195,9 @@ class Router:
         if ref is not None:
             if ref.get("usage_reported"):
                 return []
+            charge = ref.get("charge")
+            if charge is not None and event.completed.cost_usd is not None:
+                self.budgets.settle(charge, actual_usd=event.completed.cost_usd)
             ref = self.assigned[task_id] = {**ref, "usage_reported": True}  # a new dict: refs are shared
             self._changes.assigned[task_id] = ref
         return [self._usage(event, before, event_id=event_id, now_ms=now_ms)]
@@ -220,7 +237,9 @@ class Router:
     def _requeue(self, before: SlotRecord, why: str, event_id: str | None, now_ms: int) -> list[Effect]:
         """The lapsed assignment's task waits again in its old place (or is dropped if cancelled)."""
         assert before.held is not None and before.task_id is not None
-        self.assigned.pop(before.task_id, None)
+        ref = self.assigned.pop(before.task_id, None)
+        if ref is not None and ref.get("charge") is not None and not ref.get("usage_reported"):
+            self.budgets.refund(ref["charge"])
         self._changes.assigned[before.task_id] = None
         if before.held.get("cancelled"):
             return [Cancelled(task_id=before.task_id, event_id=event_id or self._batch_id, at_ms=now_ms)]
@@ -267,14 +286,27 @@ class Router:
         return decisions
 
     def _assign_round(self, now_ms: int) -> list[Decision]:
-        decisions: list[Decision] = []
+        """Open pools first; then the pools only soft spent budgets cover, for override tasks alone."""
         free_pools = set(self.ledger.pools_with_live_free(now_ms))
+        spent = self.budgets.exhausted_pools(free_pools, now_ms) if self.budgets else {}
+        decisions = self._place(free_pools - spent.keys(), now_ms, overrides_only=False)
+        soft = {pool for pool, hard in spent.items() if not hard and self.ledger.first_live_free(pool, now_ms)}
+        if soft:
+            decisions += self._place(soft, now_ms, overrides_only=True)
+        return decisions
+
+    def _place(self, free_pools: set[PoolKey], now_ms: int, *, overrides_only: bool) -> list[Decision]:
+        decisions: list[Decision] = []
         reindexed: set[str] = set()
         while free_pools and len(self.waiting):
             p50, p90 = self.ev_window.p50, self.ev_window.p90
             free_models = {model for model, _ in free_pools}
             waiting = self.waiting.best_placeable(
-                free_models=free_models, premium_models=self.premium_models, p50=p50, p90=p90
+                free_models=free_models,
+                premium_models=self.premium_models,
+                p50=p50,
+                p90=p90,
+                overrides_only=overrides_only,
             )
             if waiting is None:
                 break
@@ -293,9 +325,13 @@ class Router:
             self._commit_assignment(waiting, decision, now_ms)
             decisions.append(decision)
             chosen_pool: PoolKey = (routed.chosen.model, routed.chosen.account)
-            if self.ledger.first_live_free(chosen_pool, now_ms) is None:
+            if self.ledger.first_live_free(chosen_pool, now_ms) is None or self._newly_spent(chosen_pool, now_ms):
                 free_pools.discard(chosen_pool)
         return decisions
+
+    def _newly_spent(self, pool: PoolKey, now_ms: int) -> bool:
+        """The assignment just booked spent a budget over this pool: it leaves this round's open pools."""
+        return bool(self.budgets) and pool in self.budgets.exhausted_pools([pool], now_ms)
 
     def _reindex(self, waiting: WaitingTask, assessment: Assessment) -> bool:
         """File a waiting task again under the models it may use now; False if nothing changed."""
@@ -319,9 +355,14 @@ class Router:
             now_ms=now_ms,
             held=waiting_to_json(waiting),
         )
-        self._remember_assigned(
-            task_id, {"slot_id": chosen.slot_id, "decision_id": decision.decision_id, "at_ms": now_ms}
-        )
+        ref: dict[str, Any] = {"slot_id": chosen.slot_id, "decision_id": decision.decision_id, "at_ms": now_ms}
+        if self.budgets:  # a dry run books too: its ledger acts as if its decisions had happened
+            charge = self.budgets.book(
+                account=chosen.account, model=chosen.model, usd=decision.est_cost_usd or 0.0, now_ms=now_ms
+            )
+            if charge is not None:
+                ref["charge"] = charge
+        self._remember_assigned(task_id, ref)
 
     def _announce_wait(self, waiting: WaitingTask, now_ms: int) -> Decision:
         task = waiting.task
@@ -350,7 +391,22 @@ class Router:
         return self._decision(assessment, self._route(assessment, now_ms), event_id=event_id, now_ms=now_ms)
 
     def _route(self, assessment: Assessment, now_ms: int) -> Routed:
-        return route(assessment, self.catalog, self.ledger, now_ms=now_ms)
+        return route(assessment, self.catalog, self.ledger, now_ms=now_ms, barred=self._barred(assessment, now_ms))
+
+    def _barred(self, assessment: Assessment, now_ms: int) -> Barred | None:
+        """The pools a spent budget keeps this task off (a soft one lets override tasks through)."""
+        if not self.budgets:
+            return None
+        barred: dict[PoolKey, tuple[Verdict, str]] = {}
+        for model, account in self.ledger.pools:
+            standing = self.budgets.blocking(account, model, override=assessment.override, now_ms=now_ms)
+            if standing is not None:
+                barred[(model, account)] = (Verdict.BUDGET_EXHAUSTED, standing.detail())
+        return barred
+
+    def set_budgets(self, budgets: Iterable[Budget]) -> None:
+        """New budgets (the file reloaded): spend under a kept name is kept; the next round uses them."""
+        self.budgets.set_budgets(budgets)
 
     def _decision(self, assessment: Assessment, routed: Routed, *, event_id: str | None, now_ms: int) -> Decision:
         self._batch_seq += 1
@@ -388,8 +444,10 @@ class Router:
         assigned: dict[str, dict[str, Any]],
         ev_values: list[float],
         utilisation: dict[str, float],
+        budgets: dict[str, Any] | None = None,
     ) -> None:
         """Rebuild the in-memory ledger from its snapshot (ARCHITECTURE.md invariant 2)."""
+        self.budgets.restore(budgets or {})
         for record in self.ledger.restore(slots, utilisation):
             if record.held is not None:  # a held task keeps its arrival place if it ever waits again
                 self.waiting.note_seq(int(record.held["seq"]))

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from router.catalog import PREMIUM_TIER, Catalog, Model
-from router.slots import SlotLedger
+from router.slots import PoolKey, SlotLedger
 from router.sortedseq import SortedSeq
 from router.values import Alternative, ChosenSlot, Outcome, ReasonCode, Task, Thresholds, Verdict
 
 PREMIUM_BLOCK_PRIORITY: Final = 90
 OVERRIDE_QUEST_PRIORITY: Final = 95
 LIST_EACH_UP_TO: Final = 10  # slots of one pool sharing a verdict are listed one by one up to this, then grouped
+# Pools a task may not use for a reason of the pool's own (a spent budget): the verdict its slots get
+# and the detail that goes with it. Only the pools named are barred.
+Barred = Mapping[PoolKey, tuple[Verdict, str]]
+_NOTHING_BARRED: Final[dict[PoolKey, tuple[Verdict, str]]] = {}
 
 
 @dataclass(slots=True, kw_only=True, init=False)
@@ -113,8 +117,10 @@ class _Candidate:
         self.account = account
 
 
-def route(a: Assessment, catalog: Catalog, ledger: SlotLedger, *, now_ms: int) -> Routed:
-    """Steps 6-8 against the ledger as it stands, with a verdict for every slot."""
+def route(a: Assessment, catalog: Catalog, ledger: SlotLedger, *, now_ms: int, barred: Barred | None = None) -> Routed:
+    """Steps 6-8 against the ledger as it stands, with a verdict for every slot; `barred` pools are
+    no candidates (their slots get the verdict given)."""
+    barred = _NOTHING_BARRED if barred is None else barred
     if not a.rateable:
         return Routed(
             outcome=Outcome.UNROUTABLE,
@@ -123,11 +129,11 @@ def route(a: Assessment, catalog: Catalog, ledger: SlotLedger, *, now_ms: int) -
             chosen=None,
             alternatives=tuple(_incapable_alternatives(a, catalog, ledger)),
         )
-    candidates = _candidates(a, catalog, ledger, now_ms)
+    candidates = _candidates(a, catalog, ledger, now_ms, barred)
     chosen = _choose(candidates, override=a.override)
-    alternatives = tuple(_explain(a, catalog, ledger, now_ms, chosen))
+    alternatives = tuple(_explain(a, catalog, ledger, now_ms, chosen, barred))
     if chosen is None:
-        code, reason = _await_reason(a, alternatives)
+        code, reason = _await_reason(a, alternatives, _bar_kept_it(a, catalog, ledger, now_ms, barred))
         return Routed(
             outcome=Outcome.AWAIT_SLOT, reason_code=code, reason=reason, chosen=None, alternatives=alternatives
         )
@@ -136,18 +142,28 @@ def route(a: Assessment, catalog: Catalog, ledger: SlotLedger, *, now_ms: int) -
     return Routed(outcome=Outcome.ASSIGNED, reason_code=code, reason=reason, chosen=slot, alternatives=alternatives)
 
 
-def _candidates(a: Assessment, catalog: Catalog, ledger: SlotLedger, now_ms: int) -> list[_Candidate]:
+def _candidates(a: Assessment, catalog: Catalog, ledger: SlotLedger, now_ms: int, barred: Barred) -> list[_Candidate]:
     """Step 6, one per pool: the smallest live free slot id wins inside a pool anyway."""
     found = []
-    for (model_id, account), pool in ledger.pools.items():
+    for key, pool in ledger.pools.items():
+        model_id, account = key
         model = catalog.models.get(model_id)
-        if model is None or not pool.free or not a.allows(model):
+        if model is None or not pool.free or not a.allows(model) or key in barred:
             continue
         slot_id = ledger.first_live_free((model_id, account), now_ms)
         if slot_id is not None:
             util = ledger.utilisation_of(account, model_id)
             found.append(_Candidate(model.tier, util, slot_id, model_id, account))
     return found
+
+
+def _bar_kept_it(a: Assessment, catalog: Catalog, ledger: SlotLedger, now_ms: int, barred: Barred) -> bool:
+    """Whether a barred pool had a live free slot the task could otherwise have taken."""
+    for key in barred:
+        model = catalog.models.get(key[0])
+        if model is not None and a.allows(model) and ledger.first_live_free(key, now_ms) is not None:
+            return True
+    return False
 
 
 def _choose(candidates: list[_Candidate], *, override: bool) -> _Candidate | None:
@@ -159,22 +175,26 @@ def _choose(candidates: list[_Candidate], *, override: bool) -> _Candidate | Non
 
 
 def _explain(
-    a: Assessment, catalog: Catalog, ledger: SlotLedger, now_ms: int, chosen: _Candidate | None
+    a: Assessment, catalog: Catalog, ledger: SlotLedger, now_ms: int, chosen: _Candidate | None, barred: Barred
 ) -> list[Alternative]:
     """Verdicts per pool: busy and gone slots share one verdict each, so only free slots are looked at
     one by one; that keeps a decision's cost proportional to pools and free slots, not the fleet.
     (The helpers append to one list: every decision runs this, and nested generators cost more
     than the verdicts themselves.)"""
     out: list[Alternative] = []
-    for (model_id, account), pool in sorted(ledger.pools.items()):
+    for key, pool in sorted(ledger.pools.items()):
+        model_id, account = key
         model = catalog.models.get(model_id)
         if model is None or not len(pool):
             continue
         _listed(out, model, account, Verdict.GONE, None, pool.gone)
+        bar = barred.get(key)
         if model.model_id not in a.rateable:
             _listed(out, model, account, Verdict.INCAPABLE, _shortfall_text(model, a.task), pool.free, pool.busy)
         elif model.is_premium and a.premium_blocked:
             _listed(out, model, account, Verdict.PREMIUM_BLOCKED, None, pool.free, pool.busy)
+        elif bar is not None:
+            _listed(out, model, account, bar[0], bar[1], pool.free, pool.busy)
         else:
             _listed(out, model, account, Verdict.BUSY, None, pool.busy)
             _free_verdicts(out, model, account, pool.free, ledger, now_ms, chosen)
@@ -350,11 +370,19 @@ def _assigned_reason(a: Assessment, slot: ChosenSlot) -> tuple[ReasonCode, str]:
     )
 
 
-def _await_reason(a: Assessment, alternatives: tuple[Alternative, ...]) -> tuple[ReasonCode, str]:
+def _await_reason(a: Assessment, alternatives: tuple[Alternative, ...], bar_kept_it: bool) -> tuple[ReasonCode, str]:
     tally: dict[Verdict, int] = {}
     for alt in alternatives:
         tally[alt.verdict] = tally.get(alt.verdict, 0) + alt.count
     rateable = ", ".join(sorted(a.rateable))
+    spent = tally.get(Verdict.BUDGET_EXHAUSTED, 0)
+    if bar_kept_it or (spent and not tally.get(Verdict.BUSY) and not tally.get(Verdict.STALE)):
+        budgets = sorted({alt.detail or "" for alt in alternatives if alt.verdict is Verdict.BUDGET_EXHAUSTED})
+        return (
+            ReasonCode.BUDGET_EXHAUSTED,
+            f"Waiting: the capable slots it may use ({spent}) are under a spent budget "
+            f"({'; '.join(budgets)}); rateable: {rateable}; {_numbers(a)}.",
+        )
     if tally.get(Verdict.PREMIUM_BLOCKED) and not tally.get(Verdict.BUSY) and not tally.get(Verdict.STALE):
         return (
             ReasonCode.PREMIUM_BLOCKED,

@@ -156,6 +156,7 @@ class Verdict(StrEnum):
     TIER_NOT_PREFERRED = "tier_not_preferred"
     HIGHER_UTILISATION = "higher_utilisation"
     TIE_BREAK = "tie_break"
+    BUDGET_EXHAUSTED = "budget_exhausted"
 
 
 class ReasonCode(StrEnum):
@@ -167,6 +168,7 @@ class ReasonCode(StrEnum):
     NO_LIVE_SLOT = "no_live_slot"
     NO_CAPABLE_MODEL = "no_capable_model"
     ASSIGNMENT_LAPSED = "assignment_lapsed"
+    BUDGET_EXHAUSTED = "budget_exhausted"
 
 
 _PLAIN: Final[dict[str, str]] = {m.value: m.value for e in (Outcome, Verdict, ReasonCode) for m in e}

@@ -417,16 +417,23 @@ class WaitingIndex:
         return w
 
     def best_placeable(
-        self, *, free_models: set[str], premium_models: frozenset[str], p50: float | None, p90: float | None
+        self,
+        *,
+        free_models: set[str],
+        premium_models: frozenset[str],
+        p50: float | None,
+        p90: float | None,
+        overrides_only: bool = False,
     ) -> WaitingTask | None:
-        """The first waiting task, in matching order, that some free model may serve."""
+        """The first waiting task, in matching order, that some free model may serve (`overrides_only`:
+        the first override task; a group's first task is its first override, if it has one)."""
         best: tuple[bool, Rank, str] | None = None
         for models, group in self._groups.items():
             usable = models & free_models
             if not usable:
                 continue
             found = group.first(p50=p50, p90=p90, premium_only=usable <= premium_models)
-            if found is None:
+            if found is None or (overrides_only and not found[0][0]):
                 continue
             if (self._age_ms_per_point > 0 or self._ev_points > 0) and not found[0][0]:
                 found = (self._aged_rank(self.tasks[found[1]]), found[1])  # one scale for every group

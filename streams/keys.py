@@ -85,6 +85,11 @@ class StateKeys:
         return f"{self.base}ledger:utilisation"
 
     @property
+    def budgets(self) -> str:
+        """Spend per budget in its current period: name -> [period, usd, crossing reported]."""
+        return f"{self.base}ledger:budgets"
+
+    @property
     def leader(self) -> str:
         return f"{self.base}leader"
 

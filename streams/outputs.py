@@ -127,3 +127,5 @@ def add_ledger_changes(step: AtomicStep, state: StateKeys, changes: LedgerChange
         step.rpush_capped(state.ev_window, repr(ev), keep=ev_window)
     for key, value in changes.utilisation.items():
         step.hset(state.utilisation, key, repr(value))
+    for name, spend in (changes.budgets or {}).items():
+        step.hset(state.budgets, name, encode(spend))

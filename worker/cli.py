@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "worker.commands.store",
     "worker.commands.simulate",
     "worker.commands.web",
+    "worker.commands.budgets",
 )
 # Which module registers each command, so that running one imports only what it needs (the store,
 # the dashboard and the simulator pull in SQLAlchemy, Starlette and matplotlib).
@@ -29,6 +30,7 @@ COMMAND_HOMES = {
     "demo": "worker.commands.demo",
     "simulate": "worker.commands.simulate",
     "web": "worker.commands.web",
+    "budgets": "worker.commands.budgets",
     **dict.fromkeys(
         ("recorder", "db", "explain", "decisions", "dead", "retention", "rq-worker"), "worker.commands.store"
     ),

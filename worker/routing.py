@@ -7,7 +7,9 @@ import gc
 import importlib
 import logging
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from streams.lease import Lease
 from streams.outputs import StreamCaps, add_effects, add_ledger_changes, dead_letter
 from streams.schema import parse_event
 from worker.backoff import compute_backoff
+from worker.budget_file import load_budgets
 from worker.settings import Settings
 from worker.signals import StopFlag
 
@@ -99,6 +102,8 @@ class RoutingWorker:
             status=settings.status_maxlen, assign=settings.assign_maxlen, decisions=settings.decisions_maxlen
         )
         self.scorer = _load_scorer(settings.ev_scorer)
+        self.budgets = load_budgets(settings.budgets_path, self.catalog)  # a bad file stops the start
+        self._reload_budgets = False  # SIGHUP asked for the budgets file again
         self.router: Router | None = None
         self.models = frozenset(self.catalog.models)
         self.processed = 0
@@ -122,6 +127,7 @@ class RoutingWorker:
 
     def run(self) -> int:
         self.stop.install()
+        self._install_reload()
         # The ledger is long-lived and large (slots, waiting tasks, remembered assignments): collect
         # young garbage less often, so full collections do not stall a batch every few seconds.
         gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
@@ -277,6 +283,8 @@ class RoutingWorker:
             entries[-1].entry_id if entries else f"tick-{now_ms}-{self.settings.consumer}-{self._batches}"
         )
         step = AtomicStep(self.state.leader)
+        if self._reload_budgets:
+            self._reload(router)
         try:
             effects = self._apply_all(router, entries, step, now_ms)
             if len(entries) < self.settings.batch_size:
@@ -284,6 +292,7 @@ class RoutingWorker:
                 # queued behind this batch, and judging it silent now would take its task away
                 effects += router.expire_assignments(now_ms=now_ms)
             effects += router.match(now_ms=now_ms)
+            self._warn_budgets(router, now_ms)
         except BatchAborted:
             return None
         except Exception as exc:  # a bug in the round: blame the batch, retry it a bounded number of times
@@ -404,6 +413,40 @@ class RoutingWorker:
                 except Exception:  # an observer's failure is not the router's: never stop routing for it
                     log.exception("decision hook failed", decision_id=effect.decision_id)
 
+    # -- budgets -------------------------------------------------------------------------------
+
+    def _install_reload(self) -> None:
+        if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGHUP, self._ask_reload)
+
+    def _ask_reload(self, signum: int, frame: object) -> None:
+        self._reload_budgets = True  # read between batches, never inside one
+
+    def _reload(self, router: Router) -> None:
+        """The budgets file again (SIGHUP); a bad file keeps the budgets in force, with the reason."""
+        self._reload_budgets = False
+        try:
+            self.budgets = load_budgets(self.settings.budgets_path, self.catalog)
+        except ConfigError as exc:
+            log.error("budgets not reloaded; the previous ones stay in force", error=str(exc))
+            return
+        router.set_budgets(self.budgets)
+        log.info("budgets reloaded", budgets=[b.name for b in self.budgets])
+
+    def _warn_budgets(self, router: Router, now_ms: int) -> None:
+        if not router.budgets:
+            return
+        for standing, mark in router.budgets.crossings(now_ms):
+            log.warning(
+                "budget spent" if mark >= 100 else "budget nearly spent",
+                budget=standing.budget.name,
+                percent=mark,
+                spent_usd=round(standing.spent_usd, 4),
+                limit_usd=standing.budget.usd,
+                period=standing.period,
+                mode=standing.budget.mode.value,
+            )
+
     # -- state ---------------------------------------------------------------------------------
 
     def _restore(self) -> Router:
@@ -420,6 +463,7 @@ class RoutingWorker:
                 age_s_per_priority_point=self.settings.age_s_per_priority_point,
             ),
             scorer=self.scorer,
+            budgets=self.budgets,
         )
         router.restore(
             slots=[decode(v) for v in self.r.hgetall(self.state.slots).values()],
@@ -427,6 +471,7 @@ class RoutingWorker:
             assigned={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.assigned).items()},
             ev_values=[float(v) for v in self.r.lrange(self.state.ev_window, 0, -1)],
             utilisation={as_text(k): float(v) for k, v in self.r.hgetall(self.state.utilisation).items()},
+            budgets={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.budgets).items()},
         )
         log.info("ledger restored", **router.stats(int(self.clock() * 1000)))
         return router

@@ -39,6 +39,7 @@ class Settings:
     database_url: str = field(default=DEFAULT_SQLITE_URL, repr=False)
     prefix: str = "router:"
     catalog_path: str | None = None
+    budgets_path: str | None = None  # a budgets TOML (PROTOCOL.md v1.1); None: no budgets
     ev_scorer: str | None = None  # "module:function"
     batch_size: int = 256
     block_ms: int = 1000
@@ -84,6 +85,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DATABASE_URL": ("database_url", str),
     "ROUTER_PREFIX": ("prefix", str),
     "ROUTER_CATALOG": ("catalog_path", str),
+    "ROUTER_BUDGETS": ("budgets_path", str),
     "ROUTER_EV_SCORER": ("ev_scorer", str),
     "ROUTER_BATCH_SIZE": ("batch_size", int),
     "ROUTER_BLOCK_MS": ("block_ms", int),

@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
+import redis
 from dash_seed import insert, standard_rows
 from support.processes import RouterProcess, wait_for
 
 from store.db import make_engine
 from store.schema import metadata
+from streams.keys import Keys
 
 pytestmark = pytest.mark.browser
 
@@ -57,10 +60,25 @@ def _answers(url: str) -> bool:
         return False
 
 
+BUDGETS_TOML = """
+[[budget]]
+name = "premium-daily"
+period = "day"
+usd = 10.0
+models = ["opus"]
+mode = "soft"
+"""
+
+
 @pytest.fixture
-def web(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[str]:
-    """`router web` on a SQLite file seeded with the standard rows around the real current time."""
+def web(tmp_path: Path, redis_url: str, prefix: str, r: redis.Redis) -> Iterator[str]:
+    """`router web` on a SQLite file seeded with the standard rows around the real current time, with
+    one budget whose spend today is $12.50 (booked by a router, as the snapshot holds it)."""
     _require_chromium()
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text(BUDGETS_TOML)
+    today = datetime.now(tz=UTC).strftime("%Y-%m-%d")
+    r.hset(Keys(prefix).state(dry_run=False).budgets, "premium-daily", orjson.dumps([today, 12.5, 100]))
     url = f"sqlite:///{tmp_path / 'web.sqlite3'}"
     engine = make_engine(url)
     metadata.create_all(engine)
@@ -69,7 +87,7 @@ def web(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[str]:
     port = _free_port()
     proc = RouterProcess(
         ["web", "--host", "127.0.0.1", "--port", str(port)],
-        env={"REDIS_URL": redis_url, "ROUTER_PREFIX": prefix, "DATABASE_URL": url},
+        env={"REDIS_URL": redis_url, "ROUTER_PREFIX": prefix, "DATABASE_URL": url, "ROUTER_BUDGETS": str(budgets)},
         log_path=tmp_path / "web.log",
     )
     base = f"http://127.0.0.1:{port}"
@@ -106,6 +124,9 @@ def test_chromium_shows_the_seeded_matrix(web: str, tmp_path: Path) -> None:
             # the script-like layer name is text in a header, not a script that ran
             assert page.locator("th", has_text="<script>alert('x')</script>").count() == 1
             assert page.locator("#cost-chart rect").count() == 3
+            budget = page.locator("#budgets tbody tr").first.inner_text()
+            assert "premium-daily" in budget and "$12.50" in budget and "$10.00" in budget and "125.0%" in budget
+            assert "(spent)" in budget
             page.screenshot(path=str(tmp_path / "resources.png"), full_page=True)
         finally:
             browser.close()

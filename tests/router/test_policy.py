@@ -532,6 +532,7 @@ def test_reason_code_values_are_the_wire_strings() -> None:
         "tier_not_preferred",
         "higher_utilisation",
         "tie_break",
+        "budget_exhausted",
     }
 
 

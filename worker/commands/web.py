@@ -16,6 +16,7 @@ from dashboard.db import read_only_engine
 from router.catalog import load_catalog
 from router.errors import ConfigError
 from streams.connection import connect
+from worker.budget_file import load_budgets
 from worker.commands.argtypes import int_between, port
 from worker.commands.common import add_connection_options, settings_from
 from worker.logs import configure
@@ -72,11 +73,13 @@ def build_app(settings: Settings, *, refresh_s: int = DEFAULT_REFRESH_S) -> Star
         socket_connect_timeout=REDIS_TIMEOUT_S,
         retry=Retry(NoBackoff(), 1),
     )
+    catalog = load_catalog(settings.catalog_path)
     app = create_app(
         engine=read_only_engine(settings.database_url),
         r=r,
-        catalog=load_catalog(settings.catalog_path),
+        catalog=catalog,
         prefix=settings.prefix,
         refresh_s=max(1, refresh_s),
+        budgets=load_budgets(settings.budgets_path, catalog),
     )
     return app

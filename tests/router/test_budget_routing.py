@@ -1,0 +1,189 @@
+"""Budgets in the router: spent budgets bar their slots (soft: but for override tasks), spend follows
+estimates and usage once, survives the snapshot, and re-opens at the UTC rollover."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router.budgets import Budget, BudgetMode, Period
+from router.catalog import Catalog
+from router.engine import Router, RouterConfig
+from router.values import (
+    Decision,
+    Effect,
+    Event,
+    Outcome,
+    ReasonCode,
+    SlotFree,
+    SlotHeartbeat,
+    Task,
+    TaskPending,
+    Usage,
+    Verdict,
+)
+
+DAY1 = int(datetime(2026, 12, 8, 10, 0, tzinfo=UTC).timestamp() * 1000)
+DAY2 = int(datetime(2026, 12, 9, 0, 0, 1, tzinfo=UTC).timestamp() * 1000)
+OPUS_COST = 0.20  # the packaged catalogue's opus price for the "unknown" layer's token estimate
+
+
+def premium_budget(usd: float, mode: BudgetMode = BudgetMode.SOFT) -> Budget:
+    return Budget(name="premium-daily", period=Period.DAY, usd=usd, mode=mode, models=frozenset({"opus"}))
+
+
+def pending(task_id: str, priority: int = 95, **kw: Any) -> TaskPending:
+    fields = {"task_id": task_id, "priority": priority, "requires": {}}
+    return TaskPending(task=Task(task_id=task_id, priority=priority, requires={}, fields=fields, **kw))
+
+
+def free(slot_id: str, model: str, done: str | None = None, cost: float | None = None) -> SlotFree:
+    completed = None if done is None else Usage(task_id=done, cost_usd=cost)
+    return SlotFree(slot_id=slot_id, model=model, account="default", completed=completed)
+
+
+class Run:
+    def __init__(self, catalog: Catalog, *budgets: Budget) -> None:
+        self.router = Router(catalog, config=RouterConfig(), budgets=budgets)
+        self.n = 0
+
+    def batch(self, *events: Event, now_ms: int = DAY1) -> list[Decision]:
+        self.n += 1
+        self.router.begin_batch(f"{self.n}-0")
+        effects: list[Effect] = []
+        for i, event in enumerate(events):
+            effects += self.router.apply(event, event_id=f"{self.n}-{i}", now_ms=now_ms)
+        effects += self.router.match(now_ms=now_ms)
+        return [e for e in effects if isinstance(e, Decision)]
+
+    def spent(self, now_ms: int = DAY1) -> float:
+        return self.router.budgets.spent("premium-daily", now_ms)
+
+
+def one(decisions: list[Decision], task_id: str) -> Decision:
+    (found,) = [d for d in decisions if d.task.task_id == task_id]
+    return found
+
+
+def spend_opus_budget(run: Run) -> None:
+    """t1 (priority 95: premium allowed) takes the only free slot, opus, and spends the budget."""
+    first = run.batch(free("o1", "opus"), pending("t1"))
+    assert one(first, "t1").chosen is not None and one(first, "t1").chosen.slot_id == "o1"
+    assert run.spent() == pytest.approx(OPUS_COST)
+    run.batch(free("o1", "opus", done="t1"))  # no cost reported: the estimate stands
+
+
+def test_a_spent_soft_budget_sends_normal_work_elsewhere_and_lets_overrides_through(catalog: Catalog) -> None:
+    run = Run(catalog, premium_budget(0.15))
+    spend_opus_budget(run)
+    waiting = one(run.batch(pending("t2")), "t2")
+    assert waiting.outcome is Outcome.AWAIT_SLOT
+    assert waiting.reason_code is ReasonCode.BUDGET_EXHAUSTED
+    (opus,) = [a for a in waiting.alternatives if a.slot_id == "o1"]
+    assert opus.verdict is Verdict.BUDGET_EXHAUSTED
+    assert opus.detail == "premium-daily: $0.20 / $0.15 (day)"
+    placed = one(run.batch(free("s1", "sonnet")), "t2")
+    assert placed.chosen is not None and placed.chosen.slot_id == "s1"
+    override = one(run.batch(pending("t3", quest_priority=95)), "t3")
+    assert override.chosen is not None and override.chosen.slot_id == "o1"
+    assert run.spent() == pytest.approx(2 * OPUS_COST)
+
+
+def test_a_spent_hard_budget_bars_override_tasks_too(catalog: Catalog) -> None:
+    run = Run(catalog, premium_budget(0.15, BudgetMode.HARD))
+    spend_opus_budget(run)
+    override = one(run.batch(pending("t3", quest_priority=95)), "t3")
+    assert override.outcome is Outcome.AWAIT_SLOT and override.reason_code is ReasonCode.BUDGET_EXHAUSTED
+
+
+def test_reported_cost_replaces_the_estimate_once(catalog: Catalog) -> None:
+    run = Run(catalog, premium_budget(0.15))
+    run.batch(free("o1", "opus"), pending("t1"))
+    run.batch(free("o1", "opus", done="t1", cost=0.05))
+    run.batch(free("o1", "opus", done="t1", cost=0.05))  # a duplicated report
+    assert run.spent() == pytest.approx(0.05)
+    placed = one(run.batch(pending("t2")), "t2")
+    assert placed.chosen is not None and placed.chosen.slot_id == "o1"
+
+
+def test_the_day_rollover_places_the_task_that_waited_for_the_budget(catalog: Catalog) -> None:
+    run = Run(catalog, premium_budget(0.15))
+    spend_opus_budget(run)
+    assert one(run.batch(pending("t2")), "t2").outcome is Outcome.AWAIT_SLOT
+    alive = SlotHeartbeat(slot_id="o1")
+    assert run.batch(alive, now_ms=DAY1 + 3_600_000) == []  # still the same day: nothing moves
+    placed = one(run.batch(alive, now_ms=DAY2), "t2")
+    assert placed.chosen is not None and placed.chosen.slot_id == "o1"
+    assert run.spent(DAY2) == pytest.approx(OPUS_COST)
+
+
+def test_raising_the_budget_reopens_its_slots(catalog: Catalog) -> None:
+    run = Run(catalog, premium_budget(0.15))
+    spend_opus_budget(run)
+    run.batch(pending("t2"))
+    run.router.set_budgets([premium_budget(10.0)])
+    placed = one(run.batch(), "t2")
+    assert placed.chosen is not None and placed.chosen.slot_id == "o1"
+
+
+def test_spend_survives_the_snapshot(catalog: Catalog) -> None:
+    run = Run(catalog, premium_budget(1.0))
+    run.batch(free("o1", "opus"), pending("t1"))
+    changes = run.router.drain_changes()
+    assert changes.budgets == {"premium-daily": ["2026-12-08", pytest.approx(OPUS_COST), 0]}
+    restored = Router(catalog, budgets=[premium_budget(1.0)])
+    restored.restore(
+        slots=[doc for doc in changes.slots.values()],
+        waiting=[],
+        assigned={k: v for k, v in changes.assigned.items() if v is not None},
+        ev_values=changes.ev_added,
+        utilisation={},
+        budgets=changes.budgets,
+    )
+    assert restored.budgets.spent("premium-daily", DAY1) == pytest.approx(OPUS_COST)
+    restored.begin_batch("9-0")
+    restored.apply(free("o1", "opus", done="t1", cost=0.5), event_id="9-0", now_ms=DAY1)
+    assert restored.budgets.spent("premium-daily", DAY1) == pytest.approx(0.5)  # the charge came along
+    assert restored.drain_changes().budgets is not None
+    assert restored.drain_changes().budgets is None  # written once per change
+
+
+def test_no_budgets_changes_nothing_in_the_snapshot(catalog: Catalog) -> None:
+    run = Run(catalog)
+    run.batch(free("o1", "opus"), pending("t1"))
+    changes = run.router.drain_changes()
+    assert changes.budgets is None
+    assert all("charge" not in (ref or {}) for ref in changes.assigned.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["task", "free", "override"]), st.integers(0, 3), st.floats(0, 1)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_spend_never_passes_a_hard_budget_by_more_than_one_estimate(
+    catalog: Catalog, steps: list[tuple[str, int, float]]
+) -> None:
+    """Random tasks, completions (with actual costs at most the estimate) and overrides against a hard
+    opus budget: the spend stays within the limit plus the largest single estimate."""
+    limit = 0.5
+    run = Run(catalog, premium_budget(limit, BudgetMode.HARD))
+    run.batch(*(free(f"o{i}", "opus") for i in range(4)))
+    held: dict[str, str] = {}
+    for n, (kind, slot, fraction) in enumerate(steps):
+        if kind == "free":
+            task_id = held.pop(f"o{slot}", None)
+            events: list[Event] = [free(f"o{slot}", "opus", done=task_id, cost=OPUS_COST * fraction)]
+        else:
+            events = [pending(f"t{n}", quest_priority=95 if kind == "override" else None)]
+        for d in run.batch(*events):
+            if d.chosen is not None:
+                held[d.chosen.slot_id] = d.task.task_id
+        assert run.spent() <= limit + OPUS_COST + 1e-9
