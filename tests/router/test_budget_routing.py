@@ -9,23 +9,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.router_harness import RouterHarness, decisions, free, pending
 
 from router.budgets import Budget, BudgetMode, Period
 from router.catalog import Catalog
-from router.engine import Router, RouterConfig
-from router.values import (
-    Decision,
-    Effect,
-    Event,
-    Outcome,
-    ReasonCode,
-    SlotFree,
-    SlotHeartbeat,
-    Task,
-    TaskPending,
-    Usage,
-    Verdict,
-)
+from router.values import Decision, Event, Outcome, ReasonCode, SlotFree, SlotHeartbeat, TaskPending, Usage, Verdict
 
 DAY1 = int(datetime(2026, 12, 8, 10, 0, tzinfo=UTC).timestamp() * 1000)
 DAY2 = int(datetime(2026, 12, 9, 0, 0, 1, tzinfo=UTC).timestamp() * 1000)
@@ -36,29 +24,24 @@ def premium_budget(usd: float, mode: BudgetMode = BudgetMode.SOFT) -> Budget:
     return Budget(name="premium-daily", period=Period.DAY, usd=usd, mode=mode, models=frozenset({"opus"}))
 
 
-def pending(task_id: str, priority: int = 95, **kw: Any) -> TaskPending:
-    fields = {"task_id": task_id, "priority": priority, "requires": {}}
-    return TaskPending(task=Task(task_id=task_id, priority=priority, requires={}, fields=fields, **kw))
+def task(task_id: str, priority: int = 95, **kw: Any) -> TaskPending:
+    return pending(task_id, priority, **kw)
 
 
-def free(slot_id: str, model: str, done: str | None = None, cost: float | None = None) -> SlotFree:
-    completed = None if done is None else Usage(task_id=done, cost_usd=cost)
-    return SlotFree(slot_id=slot_id, model=model, account="default", completed=completed)
+def freed(slot_id: str, model: str, done: str | None = None, cost: float | None = None) -> SlotFree:
+    return free(slot_id, model, completed=None if done is None else Usage(task_id=done, cost_usd=cost))
 
 
 class Run:
-    def __init__(self, catalog: Catalog, *budgets: Budget) -> None:
-        self.router = Router(catalog, config=RouterConfig(), budgets=budgets)
-        self.n = 0
+    """A RouterHarness on DAY1 whose batches return their decisions."""
 
-    def batch(self, *events: Event, now_ms: int = DAY1) -> list[Decision]:
-        self.n += 1
-        self.router.begin_batch(f"{self.n}-0")
-        effects: list[Effect] = []
-        for i, event in enumerate(events):
-            effects += self.router.apply(event, event_id=f"{self.n}-{i}", now_ms=now_ms)
-        effects += self.router.match(now_ms=now_ms)
-        return [e for e in effects if isinstance(e, Decision)]
+    def __init__(self, catalog: Catalog, *budgets: Budget, snapshot: bool = False) -> None:
+        self.h = RouterHarness(catalog, budgets=budgets, snapshot=snapshot)
+        self.h.now_ms = DAY1
+        self.router = self.h.router
+
+    def batch(self, *events: Event, now_ms: int | None = None) -> list[Decision]:
+        return decisions(self.h.batch(*events, now_ms=now_ms))
 
     def spent(self, now_ms: int = DAY1) -> float:
         return self.router.budgets.spent("premium-daily", now_ms)
@@ -71,24 +54,24 @@ def one(decisions: list[Decision], task_id: str) -> Decision:
 
 def spend_opus_budget(run: Run) -> None:
     """t1 (priority 95: premium allowed) takes the only free slot, opus, and spends the budget."""
-    first = run.batch(free("o1", "opus"), pending("t1"))
+    first = run.batch(freed("o1", "opus"), task("t1"))
     assert one(first, "t1").chosen is not None and one(first, "t1").chosen.slot_id == "o1"
     assert run.spent() == pytest.approx(OPUS_COST)
-    run.batch(free("o1", "opus", done="t1"))  # no cost reported: the estimate stands
+    run.batch(freed("o1", "opus", done="t1"))  # no cost reported: the estimate stands
 
 
 def test_a_spent_soft_budget_sends_normal_work_elsewhere_and_lets_overrides_through(catalog: Catalog) -> None:
     run = Run(catalog, premium_budget(0.15))
     spend_opus_budget(run)
-    waiting = one(run.batch(pending("t2")), "t2")
+    waiting = one(run.batch(task("t2")), "t2")
     assert waiting.outcome is Outcome.AWAIT_SLOT
     assert waiting.reason_code is ReasonCode.BUDGET_EXHAUSTED
     (opus,) = [a for a in waiting.alternatives if a.slot_id == "o1"]
     assert opus.verdict is Verdict.BUDGET_EXHAUSTED
     assert opus.detail == "premium-daily: $0.20 / $0.15 (day)"
-    placed = one(run.batch(free("s1", "sonnet")), "t2")
+    placed = one(run.batch(freed("s1", "sonnet")), "t2")
     assert placed.chosen is not None and placed.chosen.slot_id == "s1"
-    override = one(run.batch(pending("t3", quest_priority=95)), "t3")
+    override = one(run.batch(task("t3", quest_priority=95)), "t3")
     assert override.chosen is not None and override.chosen.slot_id == "o1"
     assert run.spent() == pytest.approx(2 * OPUS_COST)
 
@@ -96,24 +79,24 @@ def test_a_spent_soft_budget_sends_normal_work_elsewhere_and_lets_overrides_thro
 def test_a_spent_hard_budget_bars_override_tasks_too(catalog: Catalog) -> None:
     run = Run(catalog, premium_budget(0.15, BudgetMode.HARD))
     spend_opus_budget(run)
-    override = one(run.batch(pending("t3", quest_priority=95)), "t3")
+    override = one(run.batch(task("t3", quest_priority=95)), "t3")
     assert override.outcome is Outcome.AWAIT_SLOT and override.reason_code is ReasonCode.BUDGET_EXHAUSTED
 
 
 def test_reported_cost_replaces_the_estimate_once(catalog: Catalog) -> None:
     run = Run(catalog, premium_budget(0.15))
-    run.batch(free("o1", "opus"), pending("t1"))
-    run.batch(free("o1", "opus", done="t1", cost=0.05))
-    run.batch(free("o1", "opus", done="t1", cost=0.05))  # a duplicated report
+    run.batch(freed("o1", "opus"), task("t1"))
+    run.batch(freed("o1", "opus", done="t1", cost=0.05))
+    run.batch(freed("o1", "opus", done="t1", cost=0.05))  # a duplicated report
     assert run.spent() == pytest.approx(0.05)
-    placed = one(run.batch(pending("t2")), "t2")
+    placed = one(run.batch(task("t2")), "t2")
     assert placed.chosen is not None and placed.chosen.slot_id == "o1"
 
 
 def test_the_day_rollover_places_the_task_that_waited_for_the_budget(catalog: Catalog) -> None:
     run = Run(catalog, premium_budget(0.15))
     spend_opus_budget(run)
-    assert one(run.batch(pending("t2")), "t2").outcome is Outcome.AWAIT_SLOT
+    assert one(run.batch(task("t2")), "t2").outcome is Outcome.AWAIT_SLOT
     alive = SlotHeartbeat(slot_id="o1")
     assert run.batch(alive, now_ms=DAY1 + 3_600_000) == []  # still the same day: nothing moves
     placed = one(run.batch(alive, now_ms=DAY2), "t2")
@@ -124,37 +107,29 @@ def test_the_day_rollover_places_the_task_that_waited_for_the_budget(catalog: Ca
 def test_raising_the_budget_reopens_its_slots(catalog: Catalog) -> None:
     run = Run(catalog, premium_budget(0.15))
     spend_opus_budget(run)
-    run.batch(pending("t2"))
+    run.batch(task("t2"))
     run.router.set_budgets([premium_budget(10.0)])
     placed = one(run.batch(), "t2")
     assert placed.chosen is not None and placed.chosen.slot_id == "o1"
 
 
 def test_spend_survives_the_snapshot(catalog: Catalog) -> None:
-    run = Run(catalog, premium_budget(1.0))
-    run.batch(free("o1", "opus"), pending("t1"))
-    changes = run.router.drain_changes()
-    assert changes.budgets == {"premium-daily": ["2026-12-08", pytest.approx(OPUS_COST), 0]}
-    restored = Router(catalog, budgets=[premium_budget(1.0)])
-    restored.restore(
-        slots=[doc for doc in changes.slots.values()],
-        waiting=[],
-        assigned={k: v for k, v in changes.assigned.items() if v is not None},
-        ev_values=changes.ev_added,
-        utilisation={},
-        budgets=changes.budgets,
-    )
-    assert restored.budgets.spent("premium-daily", DAY1) == pytest.approx(OPUS_COST)
-    restored.begin_batch("9-0")
-    restored.apply(free("o1", "opus", done="t1", cost=0.5), event_id="9-0", now_ms=DAY1)
-    assert restored.budgets.spent("premium-daily", DAY1) == pytest.approx(0.5)  # the charge came along
-    assert restored.drain_changes().budgets is not None
-    assert restored.drain_changes().budgets is None  # written once per change
+    run = Run(catalog, premium_budget(1.0), snapshot=True)
+    run.batch(freed("o1", "opus"), task("t1"))
+    assert run.h.snapshot is not None
+    assert run.h.snapshot.budgets == {"premium-daily": ["2026-12-08", pytest.approx(OPUS_COST), 0]}
+    restarted = run.h.restarted()
+    assert restarted.router.budgets.spent("premium-daily", DAY1) == pytest.approx(OPUS_COST)
+    restarted.batch(freed("o1", "opus", done="t1", cost=0.5))
+    assert restarted.router.budgets.spent("premium-daily", DAY1) == pytest.approx(0.5)  # the charge came along
+    assert restarted.snapshot is not None and restarted.snapshot.budgets["premium-daily"][1] == pytest.approx(0.5)
+    restarted.batch()
+    assert restarted.router.drain_changes().budgets is None  # written once per change
 
 
 def test_no_budgets_changes_nothing_in_the_snapshot(catalog: Catalog) -> None:
     run = Run(catalog)
-    run.batch(free("o1", "opus"), pending("t1"))
+    run.batch(freed("o1", "opus"), task("t1"))
     changes = run.router.drain_changes()
     assert changes.budgets is None
     assert all("charge" not in (ref or {}) for ref in changes.assigned.values())
@@ -175,14 +150,14 @@ def test_spend_never_passes_a_hard_budget_by_more_than_one_estimate(
     opus budget: the spend stays within the limit plus the largest single estimate."""
     limit = 0.5
     run = Run(catalog, premium_budget(limit, BudgetMode.HARD))
-    run.batch(*(free(f"o{i}", "opus") for i in range(4)))
+    run.batch(*(freed(f"o{i}", "opus") for i in range(4)))
     held: dict[str, str] = {}
     for n, (kind, slot, fraction) in enumerate(steps):
         if kind == "free":
             task_id = held.pop(f"o{slot}", None)
-            events: list[Event] = [free(f"o{slot}", "opus", done=task_id, cost=OPUS_COST * fraction)]
+            events: list[Event] = [freed(f"o{slot}", "opus", done=task_id, cost=OPUS_COST * fraction)]
         else:
-            events = [pending(f"t{n}", quest_priority=95 if kind == "override" else None)]
+            events = [task(f"t{n}", quest_priority=95 if kind == "override" else None)]
         for d in run.batch(*events):
             if d.chosen is not None:
                 held[d.chosen.slot_id] = d.task.task_id

@@ -13,6 +13,7 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from router.budgets import Budget
 from router.catalog import Catalog
 from router.engine import Effect, LedgerChanges, Router, RouterConfig
 from router.values import Decision, Event, Outcome, SlotFree, Task, TaskPending, Usage
@@ -57,6 +58,7 @@ class LedgerSnapshot:
         self.assigned: dict[str, dict[str, Any]] = {}
         self.ev: list[float] = []
         self.utilisation: dict[str, float] = {}
+        self.budgets: dict[str, list[Any]] = {}
 
     def apply(self, changes: LedgerChanges) -> None:
         self.slots.update(changes.slots)
@@ -68,15 +70,19 @@ class LedgerSnapshot:
                     table[key] = value
         self.ev = (self.ev + changes.ev_added)[-self.ev_window :]
         self.utilisation.update(changes.utilisation)
+        self.budgets.update(changes.budgets or {})
 
-    def restore(self, catalog: Catalog, config: RouterConfig, scorer: Scorer | None = None) -> Router:
-        router = Router(catalog, config=config, scorer=scorer)
+    def restore(
+        self, catalog: Catalog, config: RouterConfig, scorer: Scorer | None = None, budgets: tuple[Budget, ...] = ()
+    ) -> Router:
+        router = Router(catalog, config=config, scorer=scorer, budgets=budgets)
         router.restore(
             slots=list(self.slots.values()),
             waiting=list(self.waiting.values()),
             assigned=dict(self.assigned),
             ev_values=list(self.ev),
             utilisation=dict(self.utilisation),
+            budgets=dict(self.budgets),
         )
         return router
 
@@ -89,12 +95,19 @@ class RouterHarness:
     alone returned or spreads one round's events over several batches."""
 
     def __init__(
-        self, catalog: Catalog, *, scorer: Scorer | None = None, snapshot: bool = False, **config: Any
+        self,
+        catalog: Catalog,
+        *,
+        scorer: Scorer | None = None,
+        snapshot: bool = False,
+        budgets: tuple[Budget, ...] = (),
+        **config: Any,
     ) -> None:
         self.catalog = catalog
         self.config = RouterConfig(**config)
         self.scorer = scorer
-        self.router = Router(catalog, config=self.config, scorer=scorer)
+        self.budgets = budgets
+        self.router = Router(catalog, config=self.config, scorer=scorer, budgets=budgets)
         self.snapshot = LedgerSnapshot(self.config.ev_window) if snapshot else None
         self.n = 0  # batches begun
         self.now_ms = T0
@@ -132,5 +145,5 @@ class RouterHarness:
         other = copy.copy(self)
         other.catalog = catalog or self.catalog
         other.snapshot = copy.deepcopy(self.snapshot)
-        other.router = other.snapshot.restore(other.catalog, self.config, self.scorer)
+        other.router = other.snapshot.restore(other.catalog, self.config, self.scorer, self.budgets)
         return other
