@@ -10,25 +10,7 @@ import redis
 
 from streams.codec import as_bytes, as_text, entry_data
 from streams.commit import Arg, AwaitedScript, run_fenced
-
-# Claim new entries only while holding the lease: a deposed leader that wakes inside its loop can
-# then never take entries out of the stream's order (its successor would see later ones first).
-# XREADGROUP may not block inside a script; when nothing is new, the script returns the stream's
-# last id so the caller can wait on it with a plain XREAD BLOCK, which claims nothing.
-_FENCED_READ = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('FENCED leadership is now ' .. tostring(redis.call('GET', KEYS[1])))
-end
-local got = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[2], '>')
-if got then
-  return {1, got[1][2]}
-end
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-if #last == 0 then
-  return {0, '0-0'}
-end
-return {0, last[1][1]}
-"""
+from streams.scripts import FENCED_READ
 
 
 @dataclass(slots=True, init=False)
@@ -54,7 +36,7 @@ class GroupReader:
         self.consumer = consumer
         self.count = count
         self.block_ms = block_ms
-        self._read_script = r.register_script(_FENCED_READ)
+        self._read_script = r.register_script(FENCED_READ.source)
         # a read sent ahead (send_read) goes over a connection of its own; a cluster client has no pool
         self._ahead = AwaitedScript(self._read_script, r.connection_pool) if isinstance(r, redis.Redis) else None
 

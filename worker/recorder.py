@@ -31,6 +31,7 @@ from streams.codec import as_text, decode, encode, entry_data
 from streams.consumer import Entry
 from streams.keys import RECORDER_GROUP, Keys
 from streams.outputs import dead_letter
+from streams.scripts import TRIM_ACKNOWLEDGED
 from worker.backoff import compute_backoff
 from worker.settings import Settings
 from worker.signals import StopFlag
@@ -40,32 +41,6 @@ log = structlog.get_logger("router.recorder")
 # Stream names after the prefix, as dead letters record them (so `router dead requeue` can send an
 # entry back where it came from under any prefix).
 DECISIONS, USAGE = "decisions", "usage"
-
-# Deletes, atomically, the oldest entries the group has acknowledged, keeping the newest `keep`
-# for ops. Acknowledged means: delivered (at or before the group's last-delivered id) and not
-# pending; so the bound is the smallest pending id (exclusive), else the last-delivered id.
-# At most ARGV[3] entries a call, so one call never blocks Redis for long.
-TRIM_SCRIPT = """
-local n = redis.call('XLEN', KEYS[1])
-local keep = tonumber(ARGV[2])
-if n <= keep then return 0 end
-local last = nil
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local name, delivered = nil, nil
-  for i = 1, #g, 2 do
-    if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then delivered = g[i + 1] end
-  end
-  if name == ARGV[1] then last = delivered end
-end
-if last == nil then return 0 end
-local upper = last
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
-if tonumber(pending[1]) > 0 then upper = '(' .. pending[2] end
-local old = redis.call('XRANGE', KEYS[1], '-', upper, 'COUNT', math.min(n - keep, tonumber(ARGV[3])))
-if #old == 0 then return 0 end
-redis.call('XTRIM', KEYS[1], 'MAXLEN', n - #old)
-return #old
-"""
 
 
 class DatabaseUnavailable(Exception):
@@ -113,7 +88,7 @@ class Recorder:
         self.dead_lettered = 0
         self._ready = False  # groups exist and what was pending at start has been taken over
         self._last_idle_reclaim = time.monotonic()
-        self._trim = r.register_script(TRIM_SCRIPT)
+        self._trim = r.register_script(TRIM_ACKNOWLEDGED.source)
         self._rand = random.Random()
 
     # -- the loop ----------------------------------------------------------------------------
