@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LuaScript:
     """A Redis script: its source, and what each of its KEYS and ARGV holds, in order."""
 

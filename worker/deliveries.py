@@ -31,6 +31,9 @@ UNKNOWN_ERROR = "unknown error (the worker may have crashed on it)"
 
 
 class Deliveries:
+    """What the routing loop knows of the deliveries of the entries it claims, and the rule that
+    retires an entry from it."""
+
     def __init__(self, *, max_deliveries: int) -> None:
         self.max_deliveries = max_deliveries
         self._claimed: dict[str, None] = {}  # claimed and not yet acknowledged (a dict keeps the order)
