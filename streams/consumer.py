@@ -32,6 +32,9 @@ class Entry:
 
 
 class GroupReader:
+    """One consumer of one group on one stream: fenced reads of new entries (only the lease holder
+    claims any), reads sent ahead, reclaims of what was left pending, and trims."""
+
     def __init__(self, r: redis.Redis, *, stream: str, group: str, consumer: str, count: int, block_ms: int) -> None:
         self.r = r
         self.stream = stream
