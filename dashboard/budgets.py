@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 import redis
 
 from router.budgets import Budget, BudgetBook, BudgetStanding
+from streams.codec import decoded_hash
 from streams.keys import Keys
 
 
@@ -18,7 +18,7 @@ def read_budgets(r: redis.Redis, keys: Keys, budgets: Sequence[Budget], *, now_m
     if not budgets:
         return []
     book = BudgetBook(budgets)
-    book.restore(_readable(r.hgetall(keys.state(dry_run=False).budgets)))
+    book.restore(decoded_hash(r.hgetall(keys.state(dry_run=False).budgets)))
     return book.standings(now_ms)
 
 
@@ -37,15 +37,3 @@ def standing_to_json(s: BudgetStanding) -> dict[str, Any]:
         "projected_usd": round(s.projected_usd, 6),
         "exhausted": s.exhausted,
     }
-
-
-def _readable(raw: dict[Any, Any]) -> dict[str, list[Any]]:
-    """The snapshot's entries that have the router's form ([period, usd, mark]); a hand-edited hash may not."""
-    out: dict[str, list[Any]] = {}
-    for key, value in raw.items():
-        try:
-            period, usd, mark = orjson.loads(value)
-            out[key.decode() if isinstance(key, bytes) else str(key)] = [str(period), float(usd), int(mark)]
-        except (orjson.JSONDecodeError, TypeError, ValueError, UnicodeDecodeError):
-            continue
-    return out

@@ -141,22 +141,71 @@ def _models(value: object, where: str, known_models: Collection[str]) -> frozens
 # -- periods ---------------------------------------------------------------------------------------
 
 
+_DAY_MS: Final = 86_400_000
+# The keys and bounds of the day and month a UTC day falls in, by day number: every decision with
+# budgets asks for them per pool, and the calendar arithmetic costs more than the rest of the check.
+_PERIODS: Final[dict[int, tuple[str, str, tuple[int, int], tuple[int, int]]]] = {}
+
+
+def _periods_of_day(day: int) -> tuple[str, str, tuple[int, int], tuple[int, int]]:
+    found = _PERIODS.get(day)
+    if found is None:
+        start = datetime.fromtimestamp(day * 86_400, tz=UTC)
+        month = start.replace(day=1)
+        next_month = (
+            month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)
+        )
+        found = (
+            start.strftime("%Y-%m-%d"),
+            start.strftime("%Y-%m"),
+            (day * _DAY_MS, (day + 1) * _DAY_MS),
+            (int(month.timestamp()) * 1000, int(next_month.timestamp()) * 1000),
+        )
+        if len(_PERIODS) >= 64:
+            _PERIODS.clear()
+        _PERIODS[day] = found
+    return found
+
+
 def period_key(period: Period, now_ms: int) -> str:
     """The UTC calendar period `now_ms` falls in: '2026-12-08' for a day, '2026-12' for a month."""
-    at = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
-    return at.strftime("%Y-%m-%d" if period is Period.DAY else "%Y-%m")
+    day_key, month_key, _, _ = _periods_of_day(now_ms // _DAY_MS)
+    return day_key if period is Period.DAY else month_key
 
 
 def period_bounds_ms(period: Period, now_ms: int) -> tuple[int, int]:
     """Start and end (exclusive) of the UTC period `now_ms` falls in, in epoch ms."""
-    at = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
-    if period is Period.DAY:
-        start = at.replace(hour=0, minute=0, second=0, microsecond=0)
-        end = datetime.fromordinal(start.toordinal() + 1).replace(tzinfo=UTC)
-    else:
-        start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
-    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    _, _, day_bounds, month_bounds = _periods_of_day(now_ms // _DAY_MS)
+    return day_bounds if period is Period.DAY else month_bounds
+
+
+def _is_charge(charge: object) -> bool:
+    """The router's form of a booking: [names, periods, usd], names and periods of equal length."""
+    return (
+        isinstance(charge, list)
+        and len(charge) == 3
+        and isinstance(charge[0], list)
+        and isinstance(charge[1], list)
+        and len(charge[0]) == len(charge[1])
+        and all(isinstance(x, str) for x in charge[0] + charge[1])
+        and isinstance(charge[2], int | float)
+        and not isinstance(charge[2], bool)
+        and math.isfinite(charge[2])
+    )
+
+
+def _is_spend(spend: object) -> bool:
+    """The router's form of a budget's spend: [period key, usd, highest crossing reported]."""
+    return (
+        isinstance(spend, list)
+        and len(spend) == 3
+        and isinstance(spend[0], str)
+        and isinstance(spend[1], int | float)
+        and not isinstance(spend[1], bool)
+        and math.isfinite(spend[1])
+        and isinstance(spend[2], int)
+        and not isinstance(spend[2], bool)
+    )
 
 
 # -- the book --------------------------------------------------------------------------------------
@@ -199,6 +248,7 @@ class BudgetBook:
         self.budgets: dict[str, Budget] = {}
         self._spent: dict[str, tuple[str, float]] = {}  # name -> (period key, spent)
         self._warned: dict[str, tuple[str, int]] = {}  # name -> (period, highest mark reported: 80 or 100)
+        self._removed: set[str] = set()  # dropped budgets whose snapshot entry is still to delete
         self.set_budgets(budgets)
         self.dirty = False  # nothing booked yet: the snapshot has nothing new to take
 
@@ -206,11 +256,14 @@ class BudgetBook:
         return bool(self.budgets)
 
     def set_budgets(self, budgets: Iterable[Budget]) -> None:
-        """Replace the budgets (a reloaded file); spend booked under a kept name is kept."""
+        """Replace the budgets (a reloaded file); spend booked under a kept name is kept, that of a
+        dropped one is forgotten (and deleted from the snapshot), so re-adding the name starts at 0."""
         self.budgets = {b.name: b for b in budgets}
         for name in list(self._spent):
             if name not in self.budgets:
                 del self._spent[name]
+                self._warned.pop(name, None)
+                self._removed.add(name)
         self.dirty = True
 
     def spent(self, name: str, now_ms: int) -> float:
@@ -268,14 +321,17 @@ class BudgetBook:
 
     def settle(self, charge: Charge, *, actual_usd: float) -> None:
         """Replace a booked estimate by the reported cost (the caller settles each charge once)."""
-        if math.isfinite(actual_usd) and actual_usd >= 0:
+        if math.isfinite(actual_usd) and actual_usd >= 0 and _is_charge(charge):
             self._correct(charge, actual_usd - float(charge[2]))
 
     def refund(self, charge: Charge) -> None:
         """Take a booking back: the assignment lapsed before its slot started it."""
-        self._correct(charge, -float(charge[2]))
+        if _is_charge(charge):
+            self._correct(charge, -float(charge[2]))
 
     def _correct(self, charge: Charge, delta: float) -> None:
+        if not _is_charge(charge):
+            return  # not the router's form (a snapshot edited by hand): nothing it could settle
         names, periods = charge[0], charge[1]
         for name, period in zip(names, periods, strict=True):
             if name in self.budgets and self._spent.get(name, ("", 0.0))[0] == period:
@@ -303,19 +359,26 @@ class BudgetBook:
 
     # -- snapshot --------------------------------------------------------------------------------
 
-    def to_json(self) -> dict[str, list[Any]]:
-        """Spend per budget: name -> [period, usd, highest crossing reported]."""
-        return {name: [period, usd, self._reported(name, period)] for name, (period, usd) in self._spent.items()}
+    def to_json(self) -> dict[str, list[Any] | None]:
+        """Spend per budget: name -> [period, usd, highest crossing reported]; None: delete the entry
+        (the budget was dropped since the last call)."""
+        out: dict[str, list[Any] | None] = dict.fromkeys(self._removed)
+        self._removed = set()
+        out.update((name, [period, usd, self._reported(name, period)]) for name, (period, usd) in self._spent.items())
+        return out
 
     def _reported(self, name: str, period: str) -> int:
         warned_period, mark = self._warned.get(name, ("", 0))
         return mark if warned_period == period else 0
 
     def restore(self, doc: Mapping[str, Any]) -> None:
-        """Spend from a snapshot; budgets no longer configured are dropped."""
+        """Spend from a snapshot; budgets no longer configured, and entries not of the router's form
+        (a hash edited by hand), are left out: a bad entry must not stop a restart."""
         self._spent, self._warned = {}, {}
-        for name, (period, usd, mark) in doc.items():
-            if name in self.budgets:
-                self._spent[name] = (str(period), float(usd))
-                self._warned[name] = (str(period), int(mark))
+        for name, spend in doc.items():
+            if name in self.budgets and _is_spend(spend):
+                period, usd, mark = spend
+                self._spent[name] = (period, float(usd))
+                self._warned[name] = (period, int(mark))
+        self._removed = set()
         self.dirty = False

@@ -192,7 +192,8 @@ class Router:
         assert event.completed is not None
         task_id = event.completed.task_id
         ref = self.assigned.get(task_id)
-        if ref is not None:
+        current = ref is not None and ref["slot_id"] == event.slot_id
+        if ref is not None and current:  # another slot's report must not use up this assignment's
             if ref.get("usage_reported"):
                 return []
             charge = ref.get("charge")
@@ -206,10 +207,11 @@ class Router:
         usage = event.completed
         assert usage is not None
         decision_id = None
+        ref = self.assigned.get(usage.task_id)
         if before is not None and before.task_id == usage.task_id:
             decision_id = before.decision_id
-        elif usage.task_id in self.assigned:
-            decision_id = self.assigned[usage.task_id].get("decision_id")
+        elif ref is not None and ref["slot_id"] == event.slot_id:
+            decision_id = ref.get("decision_id")
         return UsageReported(
             usage=usage,
             slot_id=event.slot_id,
@@ -286,11 +288,15 @@ class Router:
         return decisions
 
     def _assign_round(self, now_ms: int) -> list[Decision]:
-        """Open pools first; then the pools only soft spent budgets cover, for override tasks alone."""
+        """Open pools first; then the pools only soft spent budgets cover, for override tasks alone
+        (taken after the first pass: an assignment in it may have spent a budget)."""
         free_pools = set(self.ledger.pools_with_live_free(now_ms))
-        spent = self.budgets.exhausted_pools(free_pools, now_ms) if self.budgets else {}
+        if not self.budgets:
+            return self._place(free_pools, now_ms, overrides_only=False)
+        spent = self.budgets.exhausted_pools(free_pools, now_ms)
         decisions = self._place(free_pools - spent.keys(), now_ms, overrides_only=False)
-        soft = {pool for pool, hard in spent.items() if not hard and self.ledger.first_live_free(pool, now_ms)}
+        spent = self.budgets.exhausted_pools(self.ledger.pools_with_live_free(now_ms), now_ms)
+        soft = {pool for pool, hard in spent.items() if not hard}
         if soft:
             decisions += self._place(soft, now_ms, overrides_only=True)
         return decisions
@@ -325,13 +331,19 @@ class Router:
             self._commit_assignment(waiting, decision, now_ms)
             decisions.append(decision)
             chosen_pool: PoolKey = (routed.chosen.model, routed.chosen.account)
-            if self.ledger.first_live_free(chosen_pool, now_ms) is None or self._newly_spent(chosen_pool, now_ms):
+            if self.ledger.first_live_free(chosen_pool, now_ms) is None:
                 free_pools.discard(chosen_pool)
+            if self.budgets:
+                self._drop_spent(free_pools, now_ms, overrides_only=overrides_only)
         return decisions
 
-    def _newly_spent(self, pool: PoolKey, now_ms: int) -> bool:
-        """The assignment just booked spent a budget over this pool: it leaves this round's open pools."""
-        return bool(self.budgets) and pool in self.budgets.exhausted_pools([pool], now_ms)
+    def _drop_spent(self, free_pools: set[PoolKey], now_ms: int, *, overrides_only: bool) -> None:
+        """The assignment just booked may have spent a budget over several pools (an account-wide one):
+        those leave the pass, which would otherwise pick tasks route() then bars. The override pass keeps
+        the pools only soft budgets cover: that is what it is for."""
+        for pool, hard in self.budgets.exhausted_pools(free_pools, now_ms).items():
+            if hard or not overrides_only:
+                free_pools.discard(pool)
 
     def _reindex(self, waiting: WaitingTask, assessment: Assessment) -> bool:
         """File a waiting task again under the models it may use now; False if nothing changed."""
@@ -368,8 +380,8 @@ class Router:
         task = waiting.task
         decision = self._decide(task, waiting.ev, event_id=self._touched.get(task.task_id), now_ms=now_ms)
         if decision.chosen is not None:
-            # route() found a slot the round did not offer (only possible if the index is out of
-            # step): book it, so a published assignment always holds its slot
+            # route() found a slot the round did not offer (the index out of step, or a pool a
+            # budget kept from this round): book it, so a published assignment always holds its slot
             self._commit_assignment(waiting, decision, now_ms)
             return decision
         waiting.await_decision_id = decision.decision_id

@@ -22,7 +22,7 @@ class LedgerChanges:
     assigned: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: forgotten
     ev_added: list[float] = field(default_factory=list)
     utilisation: dict[str, float] = field(default_factory=dict)  # "account\x1fmodel" -> 0..1
-    budgets: dict[str, list[Any]] | None = None  # spend per budget (BudgetBook.to_json), when it changed
+    budgets: dict[str, list[Any] | None] | None = None  # spend per budget (BudgetBook.to_json) when it changed
 
     def __bool__(self) -> bool:
         return bool(

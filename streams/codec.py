@@ -31,3 +31,15 @@ def entry_data(fields: dict[Any, Any]) -> bytes | None:
 def as_bytes(value: Any) -> bytes:
     """A reply value as bytes (text when the client decodes replies)."""
     return value if isinstance(value, bytes) else str(value).encode()
+
+
+def decoded_hash(raw: dict[Any, Any]) -> dict[str, Any]:
+    """A hash of JSON values (HGETALL's reply) as text keys and documents; a field whose name or value
+    does not decode (a hash edited by hand) is left out, for the reader to do without."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            out[key.decode() if isinstance(key, bytes) else str(key)] = orjson.loads(value)
+        except (orjson.JSONDecodeError, UnicodeDecodeError):
+            continue
+    return out

@@ -128,4 +128,7 @@ def add_ledger_changes(step: AtomicStep, state: StateKeys, changes: LedgerChange
     for key, value in changes.utilisation.items():
         step.hset(state.utilisation, key, repr(value))
     for name, spend in (changes.budgets or {}).items():
-        step.hset(state.budgets, name, encode(spend))
+        if spend is None:
+            step.hdel(state.budgets, name)
+        else:
+            step.hset(state.budgets, name, encode(spend))

@@ -23,7 +23,7 @@ from router.engine import Effect, Router, RouterConfig
 from router.errors import ConfigError, InvalidEvent
 from router.ev import Scorer
 from router.values import Decision, Task
-from streams.codec import as_text, decode, encode
+from streams.codec import as_text, decode, decoded_hash, encode
 from streams.commit import AtomicStep, Committer, FencedOut
 from streams.connection import refused_by_redis
 from streams.consumer import Entry, GroupReader
@@ -442,7 +442,7 @@ class RoutingWorker:
             assigned={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.assigned).items()},
             ev_values=[float(v) for v in self.r.lrange(self.state.ev_window, 0, -1)],
             utilisation={as_text(k): float(v) for k, v in self.r.hgetall(self.state.utilisation).items()},
-            budgets={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.budgets).items()},
+            budgets=decoded_hash(self.r.hgetall(self.state.budgets)),
         )
         log.info("ledger restored", **router.stats(int(self.clock() * 1000)))
         return router

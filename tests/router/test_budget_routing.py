@@ -13,6 +13,7 @@ from support.router_harness import RouterHarness, decisions, free, pending
 
 from router.budgets import Budget, BudgetMode, Period
 from router.catalog import Catalog
+from router.engine import Router, UsageReported
 from router.values import Decision, Event, Outcome, ReasonCode, SlotFree, SlotHeartbeat, TaskPending, Usage, Verdict
 
 DAY1 = int(datetime(2026, 12, 8, 10, 0, tzinfo=UTC).timestamp() * 1000)
@@ -162,3 +163,68 @@ def test_spend_never_passes_a_hard_budget_by_more_than_one_estimate(
             if d.chosen is not None:
                 held[d.chosen.slot_id] = d.task.task_id
         assert run.spent() <= limit + OPUS_COST + 1e-9
+
+
+def test_a_soft_spent_pool_serves_every_waiting_override_task_in_one_round(catalog: Catalog) -> None:
+    run = Run(catalog, premium_budget(0.15))
+    spend_opus_budget(run)
+    run.batch(freed("o1", "opus", done="t1"))
+    overrides = [task(f"v{i}", quest_priority=97) for i in range(3)]
+    run.batch(*overrides)  # o1 takes one of them; the others wait
+    placed = run.batch(freed("o1", "opus", done="v0"), freed("o2", "opus"), freed("o3", "opus"))
+    assert sorted(d.chosen.slot_id for d in placed if d.chosen is not None) == ["o1", "o2"]
+
+
+def test_an_account_wide_budget_spent_mid_round_bars_its_other_pools_without_ending_the_round(
+    catalog: Catalog,
+) -> None:
+    """A budget over every model of account a spent by the round's first assignment: the round goes
+    on to the other account's slot instead of stopping at a task route() bars."""
+    budget = Budget(name="acct-a", period=Period.DAY, usd=0.01, mode=BudgetMode.HARD, account="a")
+    run = Run(catalog, budget)
+    run.batch(task("t1", priority=40), task("t2", priority=40, requires={"reasoning": 7}), task("t3", priority=40))
+    placed = run.batch(free("ha", "haiku", account="a"), free("sa", "sonnet", account="a"), free("hb", "haiku", "b"))
+    assert {d.task.task_id: d.chosen.slot_id for d in placed if d.chosen is not None} == {"t1": "ha", "t3": "hb"}
+
+
+def test_a_dropped_budget_is_deleted_from_the_snapshot(catalog: Catalog) -> None:
+    run = Run(catalog, premium_budget(1.0), snapshot=True)
+    run.batch(freed("o1", "opus"), task("t1"))
+    run.router.set_budgets([])
+    run.batch()
+    assert run.h.snapshot is not None and "premium-daily" not in run.h.snapshot.budgets
+    run.router.set_budgets([premium_budget(1.0)])
+    assert run.spent() == 0.0
+
+
+@pytest.mark.parametrize(
+    "bad", [["2026-12-08", "x", 0], ["2026-12-08", 1.0], "text", None, ["2026-12-08", float("nan"), 0], {"a": 1}]
+)
+def test_a_spend_entry_not_of_the_routers_form_is_left_out_on_restore(catalog: Catalog, bad: object) -> None:
+    router = Router(catalog, budgets=[premium_budget(1.0)])
+    router.restore(slots=[], waiting=[], assigned={}, ev_values=[], utilisation={}, budgets={"premium-daily": bad})
+    assert router.budgets.spent("premium-daily", DAY1) == 0.0
+
+
+def test_a_malformed_charge_on_an_assignment_changes_nothing(catalog: Catalog) -> None:
+    run = Run(catalog, premium_budget(1.0))
+    run.batch(freed("o1", "opus"), task("t1"))
+    run.router.assigned["t1"]["charge"] = [["premium-daily"], [], "x"]
+    run.batch(freed("o1", "opus", done="t1", cost=0.5))
+    assert run.spent() == pytest.approx(OPUS_COST)
+
+
+def test_a_late_report_from_a_lapsed_slot_settles_nothing_of_the_new_assignment(catalog: Catalog) -> None:
+    """t1 lapses on o1 and goes to o2; o1's late report must neither settle o2's charge nor use up
+    o2's own report."""
+    run = Run(catalog, premium_budget(10.0))
+    run.batch(freed("o1", "opus"), task("t1"))
+    run.h.advance(200_000)  # o1 silent past the staleness window and the assignment timeout
+    moved = run.batch(freed("o2", "opus"))
+    assert [d.chosen.slot_id for d in moved if d.chosen is not None] == ["o2"]
+    late = run.h.batch(freed("o1", "opus", done="t1", cost=5.0))
+    (report,) = [e for e in late if isinstance(e, UsageReported)]
+    assert report.decision_id is None  # not o2's decision
+    assert run.spent() == pytest.approx(OPUS_COST)  # the lapse refunded o1's booking; o2's stands
+    run.batch(freed("o2", "opus", done="t1", cost=0.3))
+    assert run.spent() == pytest.approx(0.3)

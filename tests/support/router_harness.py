@@ -70,7 +70,11 @@ class LedgerSnapshot:
                     table[key] = value
         self.ev = (self.ev + changes.ev_added)[-self.ev_window :]
         self.utilisation.update(changes.utilisation)
-        self.budgets.update(changes.budgets or {})
+        for name, spend in (changes.budgets or {}).items():
+            if spend is None:
+                self.budgets.pop(name, None)
+            else:
+                self.budgets[name] = spend
 
     def restore(
         self, catalog: Catalog, config: RouterConfig, scorer: Scorer | None = None, budgets: tuple[Budget, ...] = ()
