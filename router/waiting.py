@@ -53,6 +53,11 @@ class WaitingTask:
     models: frozenset[str]
     min_tier: int
     await_decision_id: str | None = None
+    # the matching order's time scale for this task, fixed when it started waiting (None: nothing
+    # measured yet for its models); see order_key
+    scale_ms: float | None = None
+    # the uncorrected ETA given at its first await, from which the ETA correction learns
+    first_estimate_s: float | None = None
 
     def __init__(
         self,
@@ -64,6 +69,8 @@ class WaitingTask:
         models: frozenset[str],
         min_tier: int,
         await_decision_id: str | None = None,
+        scale_ms: float | None = None,
+        first_estimate_s: float | None = None,
     ) -> None:
         self.task = task
         self.ev = ev
@@ -72,6 +79,8 @@ class WaitingTask:
         self.models = models
         self.min_tier = min_tier
         self.await_decision_id = await_decision_id
+        self.scale_ms = scale_ms
+        self.first_estimate_s = first_estimate_s
 
     @property
     def entry(self) -> Entry:
@@ -86,6 +95,8 @@ class WaitingTask:
 # priority is its score (priority plus EV points plus ageing, when those are on). A plain tuple: a
 # matching round builds and compares these for every group, and tuples compare in C.
 Rank = tuple[bool, float, float, int]
+# (goes first as the only tier that can serve it, Rank): a task's whole place in matching order
+Standing = tuple[bool, Rank]
 
 
 class _Buckets:
@@ -128,7 +139,10 @@ def _negated(priority: int) -> int:
 
 
 @dataclass(slots=True)
-class _Group:
+class Group:
+    """The waiting tasks that the same set of models may serve, in the orders a matching round
+    and a queue position read."""
+
     models: frozenset[str]
     min_tier: int
     # every model that can serve these tasks is of one tier: a slot of that tier is their only way out
@@ -166,7 +180,7 @@ class _Group:
         if not self.scored:
             self.normal.add(w.task.priority, w.entry)
             return
-        aged = self._aged(w)
+        aged = self.aged_entry(w)
         self.normal_aged.add(aged)
         self.aged_of[w.task.task_id] = aged
         if self.premium_aged is not None and _premium_may(aged, self.premium_p50):
@@ -225,7 +239,7 @@ class _Group:
         last = None if low == float("-inf") else (-low, _AFTER_EVERY_SEQ, "")
         return [self.aged_of[task_id] for _, _, task_id in self.normal_by_ev.irange(first, last)]
 
-    def _sync_hot(self, p90: float) -> None:
+    def sync_hot(self, p90: float) -> None:
         """Make `hot` hold exactly the normal entries that are EV overrides under `p90`."""
         old = self.hot_p90
         if p90 == old:
@@ -243,7 +257,7 @@ class _Group:
                 self.hot.remove(_hot(aged))
         self.hot_p90 = p90
 
-    def _aged(self, w: WaitingTask) -> AgedEntry:
+    def aged_entry(self, w: WaitingTask) -> AgedEntry:
         key = order_key(w, age_ms_per_point=self.age_ms_per_point, ev_points=self.ev_points)
         return (key, -w.ev, w.seq, w.task.task_id, w.task.priority)
 
@@ -290,7 +304,7 @@ class _Group:
         # EV above P90 is above P50 too, so the premium rule never refuses these
         normal: tuple[int, Entry] | None = None
         if ev_overrides and p90 is not None and self.scored:
-            self._sync_hot(p90)
+            self.sync_hot(p90)
             if self.hot:
                 first = self.hot[0]
                 normal = (-first[0], (first[1], first[2], first[3]))
@@ -358,7 +372,7 @@ class WaitingIndex:
         ev_points: float = 0.0,
     ) -> None:
         self.tasks: dict[str, WaitingTask] = {}
-        self._groups: dict[frozenset[str], _Group] = {}
+        self._groups: dict[frozenset[str], Group] = {}
         self._next_seq = 0
         self._tiers = dict(tiers or {})
         self.sole_tier_first = sole_tier_first and bool(self._tiers)
@@ -387,7 +401,7 @@ class WaitingIndex:
         group = self._groups.get(w.models)
         if group is None:
             sole = len({self._tiers.get(m, 0) for m in w.models}) == 1 and all(m in self._tiers for m in w.models)
-            group = self._groups[w.models] = _Group(
+            group = self._groups[w.models] = Group(
                 models=w.models,
                 min_tier=w.min_tier,
                 sole_tier=sole,
@@ -427,3 +441,19 @@ class WaitingIndex:
     def _aged_rank(self, w: WaitingTask) -> Rank:
         key = order_key(w, age_ms_per_point=self._age_ms_per_point, ev_points=self._ev_points)
         return (False, -key, w.ev, -w.seq)
+
+    @property
+    def groups(self) -> Mapping[frozenset[str], Group]:
+        """The groups by the models their tasks may use (read them, never change them)."""
+        return self._groups
+
+    def standing(self, w: WaitingTask, *, p90: float | None) -> Standing:
+        """The task's place in matching order as one comparable value, larger first (the premium
+        block aside, which depends on the slots offered): what best_placeable compares."""
+        group = self._groups[w.models]
+        sole = self.sole_tier_first and group.sole_tier
+        if w.is_quest_override or is_ev_override(w.ev, p90):
+            return (sole, (True, w.task.priority, w.ev, -w.seq))
+        if group.scored:
+            return (sole, self._aged_rank(w))
+        return (sole, (False, w.task.priority, w.ev, -w.seq))
