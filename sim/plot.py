@@ -58,7 +58,9 @@ def plot(results: Sequence[ScenarioResult], path: Path, *, title: str = "") -> N
             ax.set_xscale("log")
             ax.set_xlabel(label, fontsize=8)
             ax.set_ylabel("total cost (USD)", fontsize=8)
-            ax.set_title(f"{result.trace} on {result.fleet}", fontsize=9)
+            ax.set_title(
+                f"{result.trace} on {result.fleet} ({result.load_model}, load {result.offered_load:g})", fontsize=9
+            )
             ax.grid(True, which="both", alpha=0.3)
             ax.tick_params(labelsize=7)
     fig.suptitle(title or "model-router what-if: cost against waiting per policy (line: router settings sweep)")

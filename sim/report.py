@@ -100,6 +100,7 @@ def scenario_json(result: ScenarioResult, *, settings: dict[str, Any] | None = N
     return {
         "trace": result.trace,
         "fleet": result.fleet,
+        "load_model": result.load_model,
         "seed": result.seed,
         "offered_load": result.offered_load,
         "tasks": result.tasks,
