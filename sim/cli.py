@@ -13,7 +13,7 @@ from router.errors import ConfigError
 from sim.fleet import load_fleet
 from sim.loads import DEFAULT_LOAD_MODEL, LOAD_MODELS, load_model
 from sim.outputs import check_output
-from sim.policies import POLICIES
+from sim.policies import ORACLE, POLICIES
 from sim.report import goals, goals_text, scenario_json, table, write_json
 from sim.run import PolicySpec, ScenarioResult, run_scenario
 from sim.traces import TRACES
@@ -60,7 +60,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fleet", action="append", help="fleet TOML path or name in sim/fleets (repeatable; default 2-4-10 and 4-4-4)"
     )
-    p.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated, from {', '.join(POLICIES)}")
+    p.add_argument(
+        "--policies",
+        help=f"comma-separated, from {', '.join(POLICIES)} and {ORACLE} (default: the five; --reference adds {ORACLE})",
+    )
     p.add_argument(
         "--load-model",
         action="append",
@@ -90,11 +93,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--markdown", action="store_true", help="print Markdown tables instead of aligned text")
     p.add_argument("--traces-dir", type=Path, help="read traces from here instead of sim/traces")
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="the reference runs: both load models, both reference fleets, three traces, loads 0.5/0.75/0.9,"
+        " seeds 7/8/9 (each narrowed by its own option); a Markdown + JSON report and a Pareto plot per load model",
+    )
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("bench/results"),
+        help="where --reference writes simulate-reference.md/.json and simulate-pareto-<load model>.png",
+    )
+    p.add_argument("--jobs", type=positive_int, default=1, help="--reference: runs in this many processes")
 
 
 def run(args: argparse.Namespace) -> int:
     base_config = _config(RouterConfig(), args.set)
-    specs = _policies(args.policies, base_config)
+    if args.reference:
+        from sim.reference import run_reference
+
+        policies = ",".join((*POLICIES, ORACLE)) if args.policies is None else args.policies
+        specs = _policies(policies, base_config) + _sweep(args.sweep, base_config)
+        _check_unique_names(specs)
+        return run_reference(args, specs, base_config)
+    specs = _policies(",".join(POLICIES) if args.policies is None else args.policies, base_config)
     specs += _sweep(args.sweep, base_config)
     _check_unique_names(specs)
     _check_outputs(args)  # before the run: a bad path should not cost the minutes a run takes
@@ -146,8 +169,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
 def _policies(text: str, config: RouterConfig) -> list[PolicySpec]:
     specs = []
     for name in (n.strip() for n in text.split(",") if n.strip()):
-        if name not in POLICIES:
-            raise ConfigError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}")
+        if name not in (*POLICIES, ORACLE):
+            raise ConfigError(f"unknown policy {name!r}; known: {', '.join((*POLICIES, ORACLE))}")
         specs.append(PolicySpec(name=name, config=config if name == "router" else None))
     if not specs:
         raise ConfigError(f"--policies {text!r} names no policy; known: {', '.join(POLICIES)}")

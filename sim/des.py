@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sim.fleet import Fleet
 from sim.policies import Dispatcher
@@ -38,6 +38,7 @@ class Outcome:
     records: list[TaskRecord]
     start_order: list[str]  # task ids in the order they started
     unroutable: list[str]
+    first_eta: dict[str, tuple[int, float]] = field(default_factory=dict)  # task id -> (awaited at ms, ETA s)
 
 
 class _Quota:
@@ -102,5 +103,9 @@ def simulate(fleet: Fleet, tasks: list[SimTask], policy: Dispatcher) -> Outcome:
             seq += 1
             heapq.heappush(heap, (record.finished_ms, _DONE, seq, task_id))
     return Outcome(
-        policy=policy.name, records=list(records.values()), start_order=start_order, unroutable=policy.unroutable
+        policy=policy.name,
+        records=list(records.values()),
+        start_order=start_order,
+        unroutable=policy.unroutable,
+        first_eta=policy.first_eta,
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from router.engine import RouterConfig
 from sim.des import Outcome, simulate
 from sim.fleet import Fleet
-from sim.metrics import Metrics, measure
+from sim.metrics import Metrics, measure, percentile
 from sim.policies import make_policy
 from sim.traces import load_trace
 from sim.workload import LoadModel, SimTask, TaskMapping
@@ -50,8 +50,9 @@ def run_policies(
     fleet: Fleet, tasks: list[SimTask], policies: Sequence[PolicySpec]
 ) -> tuple[list[Metrics], list[Outcome]]:
     metrics, outcomes = [], []
+    top_ev = percentile([t.ev for t in tasks], 0.9)  # the oracle's hindsight
     for spec in policies:
-        dispatcher = make_policy(spec.base, fleet.catalog, config=spec.config)
+        dispatcher = make_policy(spec.base, fleet.catalog, config=spec.config, top_ev=top_ev)
         dispatcher.name = spec.name
         outcome = simulate(fleet, tasks, dispatcher)
         outcomes.append(outcome)
