@@ -50,8 +50,8 @@ class Router:
         self.waiting = WaitingIndex(
             tiers={m.model_id: m.tier for m in catalog.models.values()},
             sole_tier_first=self.config.sole_tier_first,
-            age_s_per_point=self.config.age_s_per_priority_point,
-            ev_points=self.config.ev_priority_points,
+            points_per_scale=self.config.ageing_points_per_service_time,
+            ev_points=self.config.ev_rank_points,
         )
         self.ev_window = EVWindow(size=self.config.ev_window)
         self.rates = ServiceRates()  # measured service times and the ETA correction
@@ -138,6 +138,9 @@ class Router:
             models=rateable_ids,
             min_tier=rateable[0].tier,
             await_decision_id=known.await_decision_id if known else None,
+            scale_ms=known.scale_ms if known else self._scale_for(rateable_ids),
+            ev_rank=self.ev_window.rank(ev) if self.config.ev_rank_points > 0 else 0.5,
+            first_estimate_s=known.first_estimate_s if known else None,
         )
         self.waiting.add(waiting)
         self._waiting_changes.filed(waiting, new=known is None)
@@ -175,7 +178,7 @@ class Router:
                 return self._usage_once(event, None, event_id=event_id, now_ms=now_ms)
         before = self.ledger.mark_free(slot_id=event.slot_id, model=event.model, account=event.account, now_ms=now_ms)
         if before is not None and before.state is SlotState.BUSY and before.task_id is not None:
-            self.rates.observe_service(before.model, now_ms - before.since_ms)  # the slot's turn, assigned to free
+            self._measured(before.model, now_ms - before.since_ms)
         if event.completed is not None:
             effects += self._usage_once(event, before, event_id=event_id, now_ms=now_ms)
         return effects
@@ -210,6 +213,21 @@ class Router:
             at_ms=now_ms,
         )
 
+    def _measured(self, model: str, service_ms: int) -> None:
+        """A slot's turn (assignment to its next slot.free) on `model`; the first measurement ever
+        gives every waiting task a time scale (until then the order had no ageing)."""
+        first = not self.rates.measured
+        self.rates.observe_service(model, service_ms)
+        if first and self.rates.measured:
+            for waiting in self.waiting.give_scales(self._scale_for):
+                self._waiting_changes.filed(waiting)
+
+    def _scale_for(self, models: frozenset[str]) -> float | None:
+        """The matching order's time scale for a task these models may serve: their mean service
+        time, or while none of them has been measured the mean of the models that have."""
+        scale = self.rates.scale_ms(models)
+        return scale if scale is not None else self.rates.overall_scale_ms()
+
     # -- lapsed assignments ------------------------------------------------------------------
 
     def expire_assignments(self, *, now_ms: int) -> list[Effect]:
@@ -237,6 +255,8 @@ class Router:
         if assessment.min_tier is None:  # the catalogue changed since it was assigned
             return [self._decision(assessment, self._route(assessment, now_ms), event_id=event_id, now_ms=now_ms)]
         waiting.models, waiting.min_tier = assessment.rateable, assessment.min_tier
+        if waiting.scale_ms is None:
+            waiting.scale_ms = self._scale_for(waiting.models)
         self.waiting.add(waiting)
         routed = self._route(assessment, now_ms)
         reason = f"Assignment to {before.slot_id} ({before.model}) lapsed: {why}; the task waits again."
@@ -445,6 +465,8 @@ class Router:
             return
         waiting.models = rateable_ids
         waiting.min_tier = rateable[0].tier
+        if waiting.scale_ms is None:  # a snapshot written before anything was measured
+            waiting.scale_ms = self._scale_for(rateable_ids)
         self.waiting.add(waiting)
 
     def stats(self, now_ms: int) -> dict[str, Any]:

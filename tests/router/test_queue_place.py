@@ -75,7 +75,7 @@ def test_positions_count_the_competing_tasks_ahead_in_matching_order(
 ) -> None:
     config: dict[str, Any] = {"sole_tier_first": sole_tier_first, "ev_window": 7}
     if not scored:
-        config.update(ev_priority_points=0.0, age_s_per_priority_point=0.0)
+        config.update(ev_rank_points=0.0, ageing_points_per_service_time=0.0)
     run = Run(**config)
     now = T0
     for i, (priority, req, ev, quest, advance) in enumerate(tasks):

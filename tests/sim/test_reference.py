@@ -151,7 +151,7 @@ def test_reference_command_writes_the_report_json_and_pareto_plots(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["simulate", "--reference", "--limit", "60", "--trace", "mooncake", "--fleet", "4-4-4", "--seed", "7"]
-    args += ["--load", "0.5", "--load", "0.9", "--sweep", "ev_priority_points=0,50", "--out-dir", str(tmp_path)]
+    args += ["--load", "0.5", "--load", "0.9", "--sweep", "ev_rank_points=0,50", "--out-dir", str(tmp_path)]
     assert main(args) == 0
     doc = json.loads((tmp_path / "simulate-reference.json").read_text())
     scenarios = [(s["load_model"], s["fleet"], s["trace"], s["offered_load"]) for s in doc["scenarios"]]
@@ -161,7 +161,7 @@ def test_reference_command_writes_the_report_json_and_pareto_plots(
         ("calls", "4/4/4", "mooncake", 0.5),
         ("calls", "4/4/4", "mooncake", 0.9),
     ]
-    assert set(doc["scenarios"][0]["goals"]) >= {"router", ORACLE, "router[ev_priority_points=0]"}
+    assert set(doc["scenarios"][0]["goals"]) >= {"router", ORACLE, "router[ev_rank_points=0]"}
     assert "| goal | scenarios met |" in (tmp_path / "simulate-reference.md").read_text()
     for model in ("sessions", "calls"):
         assert (tmp_path / f"simulate-pareto-{model}.png").read_bytes()[:4] == b"\x89PNG"
