@@ -27,5 +27,5 @@ class RouterConfig:
     # Both are plain numbers, free of any unit of the workload: the time scale is measured (router/
     # service_rates.py), so the same setting means the same on minute-long and hour-long tasks.
     # Before any task has finished there is no ageing. 0 turns each off.
-    ageing_points_per_service_time: float = 25.0
+    ageing_points_per_service_time: float = 5.0
     ev_rank_points: float = 50.0

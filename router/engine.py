@@ -14,7 +14,7 @@ from router.config import RouterConfig
 from router.decisions import build_decision
 from router.ev import EVResolver, EVWindow, Scorer
 from router.policy import Assessment, Routed, assess, route
-from router.queue_place import places, queue_place
+from router.queue_place import FleetRates, places, queue_place, usable_models
 from router.service_rates import ServiceRates
 from router.slots import UTIL_SEP, PoolKey, SlotLedger, SlotRecord, SlotState
 from router.snapshot import LedgerChanges, WaitingChanges, waiting_from_json, waiting_to_json
@@ -141,6 +141,7 @@ class Router:
             scale_ms=known.scale_ms if known else self._scale_for(rateable_ids),
             ev_rank=self.ev_window.rank(ev) if self.config.ev_rank_points > 0 else 0.5,
             first_estimate_s=known.first_estimate_s if known else None,
+            first_turn_s=known.first_turn_s if known else None,
         )
         self.waiting.add(waiting)
         self._waiting_changes.filed(waiting, new=known is None)
@@ -339,8 +340,7 @@ class Router:
         chosen = decision.chosen
         assert chosen is not None
         task_id = waiting.task.task_id
-        if waiting.first_estimate_s is not None:
-            self.rates.observe_wait(estimated_s=waiting.first_estimate_s, waited_s=(now_ms - waiting.since_ms) / 1000)
+        self._learn_eta(waiting, now_ms)
         self._drop_waiting(task_id)
         self.ledger.mark_busy(
             chosen.slot_id,
@@ -352,6 +352,15 @@ class Router:
         self._remember_assigned(
             task_id, {"slot_id": chosen.slot_id, "decision_id": decision.decision_id, "at_ms": now_ms}
         )
+
+    def _learn_eta(self, waiting: WaitingTask, now_ms: int) -> None:
+        """An assigned task's real wait against its first estimate teaches the ETA correction;
+        only tasks that waited at least one slot turn: one served at the next free slot says how
+        the slots happened to be placed, not how far the queue estimate is off."""
+        estimate, turn = waiting.first_estimate_s, waiting.first_turn_s
+        waited_s = (now_ms - waiting.since_ms) / 1000
+        if estimate is not None and turn is not None and waited_s >= turn:
+            self.rates.observe_wait(estimated_s=estimate, waited_s=waited_s)
 
     def _announce_wait(self, waiting: WaitingTask, now_ms: int) -> Decision:
         task = waiting.task
@@ -371,22 +380,28 @@ class Router:
     def queue_place(self, task_id: str, now_ms: int) -> QueuePlace | None:
         """Where a waiting task stands now (None if it is not waiting): O(groups x log n)."""
         waiting = self.waiting.tasks.get(task_id)
-        if waiting is None:
-            return None
-        place, _ = queue_place(self.waiting, self.rates, self.ledger, waiting, p90=self.ev_window.p90, now_ms=now_ms)
-        return place
+        return None if waiting is None else self._queue_place(waiting, now_ms)[0]
 
     def queue_places(self, now_ms: int) -> dict[str, QueuePlace]:
         """Every waiting task's place, by task id (one sort of the queue: for tables, not per event)."""
-        return places(self.waiting, self.rates, self.ledger, p90=self.ev_window.p90, now_ms=now_ms)
+        fleet = FleetRates(self.rates, self.ledger, now_ms)
+        p50, p90 = self.ev_window.p50, self.ev_window.p90
+        return places(
+            self.waiting, fleet, premium_models=self.premium_models, p50=p50, p90=p90, correction=self.rates.correction
+        )
+
+    def _queue_place(self, waiting: WaitingTask, now_ms: int) -> tuple[QueuePlace, float | None, float | None]:
+        usable = usable_models(waiting, self.premium_models, self.ev_window.p50)
+        fleet = FleetRates(self.rates, self.ledger, now_ms)
+        return queue_place(
+            self.waiting, fleet, waiting, usable=usable, p90=self.ev_window.p90, correction=self.rates.correction
+        )
 
     def _place_of(self, waiting: WaitingTask, now_ms: int) -> QueuePlace:
         """The place an await decision reports; the first one's estimate is kept to learn from."""
-        place, estimate = queue_place(
-            self.waiting, self.rates, self.ledger, waiting, p90=self.ev_window.p90, now_ms=now_ms
-        )
+        place, estimate, turn = self._queue_place(waiting, now_ms)
         if waiting.first_estimate_s is None:
-            waiting.first_estimate_s = estimate
+            waiting.first_estimate_s, waiting.first_turn_s = estimate, turn
         return place
 
     # -- helpers -----------------------------------------------------------------------------

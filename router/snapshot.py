@@ -45,6 +45,8 @@ def waiting_to_json(w: WaitingTask) -> dict[str, Any]:
         doc["scale_ms"] = w.scale_ms
     if w.first_estimate_s is not None:
         doc["first_estimate_s"] = w.first_estimate_s
+    if w.first_turn_s is not None:
+        doc["first_turn_s"] = w.first_turn_s
     return doc
 
 
@@ -60,6 +62,7 @@ def waiting_from_json(doc: dict[str, Any]) -> WaitingTask:
         scale_ms=_optional_float(doc.get("scale_ms")),
         ev_rank=float(doc.get("ev_rank", 0.5)),
         first_estimate_s=_optional_float(doc.get("first_estimate_s")),
+        first_turn_s=_optional_float(doc.get("first_turn_s")),
     )
 
 

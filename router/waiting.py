@@ -59,8 +59,10 @@ class WaitingTask:
     scale_ms: float | None = None
     # where its EV stood in the EV window when it was filed, 0 (lowest) to 1 (highest)
     ev_rank: float = 0.5
-    # the uncorrected ETA given at its first await, from which the ETA correction learns
+    # the uncorrected ETA given at its first await, and one slot turn of its models then (the time
+    # between two of their slots freeing up): what the ETA correction learns from
     first_estimate_s: float | None = None
+    first_turn_s: float | None = None
 
     def __init__(
         self,
@@ -75,6 +77,7 @@ class WaitingTask:
         scale_ms: float | None = None,
         ev_rank: float = 0.5,
         first_estimate_s: float | None = None,
+        first_turn_s: float | None = None,
     ) -> None:
         self.task = task
         self.ev = ev
@@ -86,6 +89,7 @@ class WaitingTask:
         self.scale_ms = scale_ms
         self.ev_rank = ev_rank
         self.first_estimate_s = first_estimate_s
+        self.first_turn_s = first_turn_s
 
     @property
     def entry(self) -> Entry:

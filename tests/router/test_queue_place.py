@@ -9,10 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from router import policy
 from router.catalog import load_catalog
 from router.engine import Router, RouterConfig
 from router.service_rates import ServiceRates
 from router.values import Decision, Event, Outcome, QueuePlace, SlotFree, Task, TaskPending, Usage
+from router.waiting import WaitingTask
 
 CATALOG = load_catalog()
 T0 = 1_700_000_000_000
@@ -45,12 +47,17 @@ class Run:
 
 def _brute_positions(router: Router) -> dict[str, int]:
     """Position by definition: 1 + the competing waiting tasks that stand ahead in matching order."""
-    p90 = router.ev_window.p90
+    p50, p90 = router.ev_window.p50, router.ev_window.p90
     tasks = list(router.waiting.tasks.values())
     standing = {w.task.task_id: router.waiting.standing(w, p90=p90) for w in tasks}
+
+    def may_use(w: WaitingTask) -> frozenset[str]:
+        blocked = policy.is_premium_blocked(w.task, ev=w.ev, p50=p50, min_tier=w.min_tier)
+        return w.models - router.premium_models if blocked else w.models
+
     return {
         w.task.task_id: 1
-        + sum(1 for o in tasks if o.models & w.models and standing[o.task.task_id] > standing[w.task.task_id])
+        + sum(1 for o in tasks if o.models & may_use(w) and standing[o.task.task_id] > standing[w.task.task_id])
         for w in tasks
     }
 
