@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers or in CI
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from router.errors import ConfigError
 from sim.metrics import Metrics
@@ -66,6 +67,10 @@ def plot(results: Sequence[ScenarioResult], path: Path, *, title: str = "") -> N
             ax.grid(True, which="both", alpha=0.3)
             ax.tick_params(labelsize=7)
     fig.suptitle(title or "model-router what-if: cost against waiting per policy (line: router settings sweep)")
+    _save(fig, path)
+
+
+def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     try:
         prepare_parent(path)
@@ -124,11 +129,4 @@ def pareto(points: dict[str, tuple[float, float]], path: Path, *, title: str, bo
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    try:
-        prepare_parent(path)
-        fig.savefig(path, dpi=110, format=image_format(path))
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        plt.close(fig)
+    _save(fig, path)
