@@ -14,7 +14,7 @@ from typing import Protocol
 
 from router.catalog import Catalog
 from router.engine import Router, RouterConfig
-from router.values import Outcome, QuotaUtilisation, SlotFree, Task, TaskPending, Usage
+from router.values import Decision, Outcome, QuotaUtilisation, SlotFree, Task, TaskPending, Usage
 from sim.fleet import SlotSpec
 from sim.workload import SimTask
 
@@ -108,7 +108,7 @@ class RouterDispatcher:
         self, catalog: Catalog, *, name: str = "router", config: RouterConfig | None = None, eta: Eta | None = None
     ) -> None:
         self.name = name
-        self.eta = eta or eta_at_await
+        self.eta = eta  # None: the ETA the await decision carries (its queue_place)
         settings = replace(config or RouterConfig(), stale_after_s=NEVER_STALE_S)
         self.router = Router(catalog, config=settings)
         self.unroutable: list[str] = []
@@ -147,24 +147,18 @@ class RouterDispatcher:
             elif decision.outcome is Outcome.UNROUTABLE:
                 self.unroutable.append(decision.task.task_id)
             elif decision.outcome is Outcome.AWAIT_SLOT and decision.task.task_id not in self.first_eta:
-                eta = self.eta(self.router, decision.task.task_id, now_ms)
-                if eta is not None:
-                    self.first_eta[decision.task.task_id] = (now_ms, eta)
+                self._note_eta(decision, now_ms)
         return started
 
-
-def eta_at_await(router: Router, task_id: str, now_ms: int) -> float | None:
-    """The router's ETA for a waiting task in seconds, or None while the router gives none.
-
-    `Router.queue_place` (issue 16's ETA API) is looked up by name so the calibration metric works as
-    soon as the router has it and reads "no ETA" before.
-    """
-    queue_place = getattr(router, "queue_place", None)
-    if queue_place is None:
-        return None
-    place = queue_place(task_id, now_ms)
-    eta = getattr(place, "eta_s", None)
-    return None if eta is None else float(eta)
+    def _note_eta(self, decision: Decision, now_ms: int) -> None:
+        """Keep the ETA of a task's first await (the router gives none before it has seen a completion)."""
+        task_id = decision.task.task_id
+        if self.eta is not None:
+            eta = self.eta(self.router, task_id, now_ms)
+        else:
+            eta = None if decision.queue_place is None else decision.queue_place.eta_s
+        if eta is not None:
+            self.first_eta[task_id] = (now_ms, eta)
 
 
 def to_router_task(task: SimTask) -> Task:

@@ -136,6 +136,19 @@ def test_the_router_policy_records_the_eta_at_the_first_await() -> None:
     assert (m.eta_tasks, m.eta_mape) == (2, 0.0)
 
 
+def test_the_router_policy_keeps_the_eta_its_await_decision_carries() -> None:
+    # one haiku slot. t0 (0-100 s) is the router's first completion; t1 starts at 100 s; t2 arrives at
+    # 110 s and waits for t1 (90 s). Before any completion the router gives no ETA: t1 never waited.
+    fleet = make_fleet([("haiku", 1)])
+    tasks = [make_task(0, at_s=0, run_s=100), make_task(1, at_s=100, run_s=100), make_task(2, at_s=110, run_s=100)]
+    outcome = simulate(fleet, tasks, RouterDispatcher(fleet.catalog))
+    assert list(outcome.first_eta) == ["t2"]
+    awaited_ms, eta_s = outcome.first_eta["t2"]
+    assert awaited_ms == 110_000 and eta_s > 0
+    m = measure(outcome, fleet.catalog)
+    assert (m.eta_tasks, m.eta_mape) == (1, pytest.approx(abs(eta_s - 90) / 90, abs=1e-4))
+
+
 def test_the_oracle_replays_the_top_decile_alone_on_the_lowest_tier() -> None:
     # EVs 0.1 .. 1.0: the 90th percentile is 0.91, so only t9 (EV 1.0) is replayed; it arrives last but
     # starts at once, on haiku (the lowest tier) although opus is free too; the other nine are dropped
