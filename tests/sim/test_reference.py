@@ -149,16 +149,23 @@ def test_the_router_policy_keeps_the_eta_its_await_decision_carries() -> None:
     assert (m.eta_tasks, m.eta_mape) == (1, pytest.approx(abs(eta_s - 90) / 90, abs=1e-4))
 
 
-def test_the_oracle_replays_the_top_decile_alone_on_the_lowest_tier() -> None:
-    # EVs 0.1 .. 1.0: the 90th percentile is 0.91, so only t9 (EV 1.0) is replayed; it arrives last but
-    # starts at once, on haiku (the lowest tier) although opus is free too; the other nine are dropped
+def test_the_oracle_starts_the_top_decile_first_on_the_lowest_tier() -> None:
+    # One opus and one haiku slot; t0-t9 arrive at 0 s (run 100 s) with EVs 0.1 .. 1.0: the 90th
+    # percentile is 0.91, so only t9 is top decile. It starts first, on haiku (the lowest tier) though
+    # opus is free too; t0 takes opus. At 100 s t1 and t2 start, in arrival order, haiku's first.
     fleet = make_fleet([("opus", 1), ("haiku", 1)])
-    tasks = [make_task(n, at_s=n, run_s=100, ev=(n + 1) / 10) for n in range(10)]
+    tasks = [make_task(n, at_s=0, run_s=100, ev=(n + 1) / 10) for n in range(10)]
     outcome = simulate(fleet, tasks, make_policy(ORACLE, fleet.catalog, top_ev=0.91))
+    assert outcome.start_order[:4] == ["t9", "t0", "t1", "t2"]
     by_id = {r.task.task_id: r for r in outcome.records}
-    assert (by_id["t9"].model, by_id["t9"].started_ms) == ("haiku", 9000)
-    assert len(outcome.unroutable) == 9
-    assert measure(outcome, fleet.catalog).top_decile_wait_p95_s == 0.0
+    assert [(by_id[t].model, by_id[t].started_ms) for t in ("t9", "t0", "t1", "t2")] == [
+        ("haiku", 0),
+        ("opus", 0),
+        ("haiku", 100_000),
+        ("opus", 100_000),
+    ]
+    m = measure(outcome, fleet.catalog)
+    assert (m.top_decile_wait_p95_s, m.unroutable) == (0.0, 0)
 
 
 def test_reference_command_writes_the_report_json_and_pareto_plots(
