@@ -24,7 +24,7 @@ from sim.loads import load_model
 from sim.metrics import Metrics
 from sim.outputs import check_output, prepare_parent
 from sim.policies import ORACLE
-from sim.report import Goal, goals, write_json
+from sim.report import Goal, goals, json_value, write_json
 from sim.run import PolicySpec, run_scenario
 
 LOAD_MODELS = ("sessions", "calls")
@@ -69,6 +69,11 @@ class Scenario:
     tasks: int
     goals: dict[str, list[Goal]]  # policy -> its goals, each value the median over seeds
     eta_mape: float  # the router's ETA error, median over seeds (NaN: no ETA given)
+    eta_tasks: int  # the tasks it was measured on, summed over seeds
+    # fifo-capable's all-task and top-EV p95 wait in s, median over seeds: the ratios' denominators
+    # (a ratio to a wait of a few seconds says little)
+    baseline_p95_s: tuple[float, float]
+    runs: tuple[UnitResult, ...]  # every seed's figures, for the JSON
     bound: float  # the oracle's top-EV ratio, median over seeds (NaN: the oracle was not run)
 
     @property
@@ -160,7 +165,8 @@ def _scenario(key: tuple[str, str, str, float], runs: list[UnitResult]) -> Scena
     policies = [m.policy for m in runs[0].metrics if m.policy != BASELINE]
     per_policy = {p: _median_goals([goals(r.metrics, policy=p, baseline=BASELINE) for r in runs]) for p in policies}
     per_policy = {p: g for p, g in per_policy.items() if g}
-    router_eta = [m.eta_mape for r in runs for m in r.metrics if m.policy == POLICY]
+    router = [m for r in runs for m in r.metrics if m.policy == POLICY]
+    baseline = [m for r in runs for m in r.metrics if m.policy == BASELINE]
     oracle = per_policy.get(ORACLE, [])
     return Scenario(
         load_model=load_model_name,
@@ -170,7 +176,13 @@ def _scenario(key: tuple[str, str, str, float], runs: list[UnitResult]) -> Scena
         seeds=tuple(r.unit.seed for r in runs),
         tasks=runs[0].tasks,
         goals=per_policy,
-        eta_mape=median(router_eta),
+        eta_mape=median([m.eta_mape for m in router]),
+        eta_tasks=sum(m.eta_tasks for m in router),
+        baseline_p95_s=(
+            median([m.wait_p95_s for m in baseline]),
+            median([m.top_decile_wait_p95_s for m in baseline]),
+        ),
+        runs=tuple(runs),
         bound=next((g.value for g in oracle if g.name == TOP_EV_GOAL), math.nan),
     )
 
@@ -235,8 +247,8 @@ def markdown(scenarios: Sequence[Scenario], *, command: str, policy: str = POLIC
         "",
         "| load model | fleet | trace | load | tasks | seeds | "
         + " | ".join(h for _, h, _ in GOAL_HEADS)
-        + " | top-EV bound | router / bound | ETA error |",
-        "|" + "---|" * (9 + len(GOAL_HEADS)),
+        + " | top-EV bound | router / bound | ETA error | fifo-capable p95 s (all / top-EV) |",
+        "|" + "---|" * (10 + len(GOAL_HEADS)),
     ]
     for s in scenarios:
         cells = [s.load_model, s.fleet, s.trace, f"{s.load:g}", f"{s.tasks:,}", ",".join(map(str, s.seeds))]
@@ -248,6 +260,7 @@ def markdown(scenarios: Sequence[Scenario], *, command: str, policy: str = POLIC
         cells.append(_cell(s.bound, "{:.3f}"))
         cells.append(_cell(top / s.bound, "{:.2f}") if s.rests_on_bound else "-")
         cells.append(_cell(s.eta_mape, "{:.0%}"))
+        cells.append(f"{_cell(s.baseline_p95_s[0], '{:,.0f}')} / {_cell(s.baseline_p95_s[1], '{:,.0f}')}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -286,10 +299,17 @@ def to_json(scenarios: Sequence[Scenario], *, command: str, settings: dict[str, 
                 "goals": {p: [g.to_json() for g in gs] for p, gs in s.goals.items()},
                 "top_ev_bound": _finite(s.bound),
                 "eta_mape": _finite(s.eta_mape),
+                "eta_tasks": s.eta_tasks,
+                "fifo_capable_p95_s": {"all": _finite(s.baseline_p95_s[0]), "top_ev": _finite(s.baseline_p95_s[1])},
+                "runs": [{"seed": r.unit.seed, "policies": [_metrics_json(m) for m in r.metrics]} for r in s.runs],
             }
             for s in scenarios
         ],
     }
+
+
+def _metrics_json(m: Metrics) -> dict[str, Any]:
+    return {k: json_value(v) for k, v in m.to_json().items()}
 
 
 def _finite(value: float) -> float | None:

@@ -78,7 +78,7 @@ def test_goals_are_medians_over_seeds_of_the_ratios_to_fifo_capable() -> None:
     assert "| top-EV p95 (<= 0.2) | 0 / 1 | 1 |" in report
     assert "| all-task p95 (<= 1.5) | 1 / 1 | - |" in report
     # the row: the misses in bold, the bound, router / bound = 0.3 / 0.25, the ETA error
-    assert "| **2.5%** | 0 | **0.300** | 1.000 | 1.500 | 0.950 | 0.250 | 1.20 | 30% |" in report
+    assert "| **2.5%** | 0 | **0.300** | 1.000 | 1.500 | 0.950 | 0.250 | 1.20 | 30% | 100 / 100 |" in report
 
 
 def test_a_miss_the_oracle_meets_does_not_rest_on_a_bound() -> None:
