@@ -3,56 +3,17 @@ service time (router/waiting.py order_key), so no setting carries a unit of the 
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from support.router_batches import T0, Run, assigned, free, pending
 
-from router.catalog import load_catalog
-from router.engine import Router, RouterConfig
 from router.snapshot import waiting_from_json, waiting_to_json
-from router.values import Decision, Event, Outcome, SlotFree, Task, TaskPending, Usage
-
-CATALOG = load_catalog()
-T0 = 1_700_000_000_000
-
-
-def pending(task_id: str, priority: int = 50, requires: dict[str, int] | None = None, **kw: Any) -> TaskPending:
-    return TaskPending(task=Task(task_id=task_id, priority=priority, requires=dict(requires or {}), **kw))
-
-
-def free(slot_id: str, model: str, completed: str | None = None) -> SlotFree:
-    return SlotFree(
-        slot_id=slot_id, model=model, account="default", completed=Usage(task_id=completed) if completed else None
-    )
-
-
-class Run:
-    def __init__(self, **config: Any) -> None:
-        self.router = Router(CATALOG, config=RouterConfig(**config))
-        self.n = 0
-
-    def batch(self, now_ms: int, *events: Event) -> list[str]:
-        """The tasks assigned in this batch, in order."""
-        self.n += 1
-        self.router.begin_batch(f"{self.n}-0")
-        out = []
-        for i, event in enumerate(events):
-            out += self.router.apply(event, event_id=f"{self.n}-{i}", now_ms=now_ms)
-        out += self.router.match(now_ms=now_ms)
-        return [e.task.task_id for e in out if isinstance(e, Decision) and e.outcome is Outcome.ASSIGNED]
-
-    def measure_haiku(self, service_ms: int, at_ms: int) -> int:
-        """One haiku task served in `service_ms`, on a slot that then stays busy elsewhere."""
-        self.batch(at_ms, free("m1", "haiku"), pending("measured"))
-        self.batch(at_ms + service_ms, free("m1", "haiku", completed="measured"), pending("keeps-m1-busy", 100))
-        return at_ms + service_ms
 
 
 def test_before_any_service_time_is_measured_there_is_no_ageing() -> None:
     run = Run(ageing_points_per_service_time=25.0, ev_rank_points=0.0)
     run.batch(T0, pending("old", 50))
     run.batch(T0 + 10**9, pending("new", 60))  # eleven days later: no unit to age it in yet
-    assert run.batch(T0 + 10**9, free("h1", "haiku")) == ["new"]
+    assert assigned(run.batch(T0 + 10**9, free("h1", "haiku"))) == ["new"]
 
 
 @pytest.mark.parametrize(("service_ms", "first"), [(10_000, "old"), (1_000_000, "new")])
@@ -63,7 +24,7 @@ def test_waiting_counts_in_service_times_of_the_tasks_models(service_ms: int, fi
     now = run.measure_haiku(service_ms, T0)
     run.batch(now, pending("old", 50))
     run.batch(now + 110_000, pending("new", 60))
-    assert run.batch(now + 110_000, free("h1", "haiku")) == [first]
+    assert assigned(run.batch(now + 110_000, free("h1", "haiku"))) == [first]
 
 
 def test_the_first_measurement_gives_the_tasks_already_waiting_their_scale() -> None:
@@ -77,7 +38,7 @@ def test_the_first_measurement_gives_the_tasks_already_waiting_their_scale() -> 
     assert run.router.drain_changes().waiting["old"]["scale_ms"] == 51_000.0  # the snapshot hears of it
     run.router.waiting.tasks["new"].scale_ms = 51_000.0  # as given
     # 10 points apart by priority, 49 s = 0.96 service times apart by waiting: new still first
-    assert run.batch(T0 + 60_000, free("h1", "haiku")) == ["new"]
+    assert assigned(run.batch(T0 + 60_000, free("h1", "haiku"))) == ["new"]
 
 
 def _timeline(scale: int) -> list[str]:
@@ -87,10 +48,10 @@ def _timeline(scale: int) -> list[str]:
     now = run.measure_haiku(30_000 * scale, T0)
     for step in range(12):
         now += 7_000 * scale
-        order += run.batch(now, pending(f"t{step}", 10 + (step * 37) % 80, ev=((step * 53) % 100) / 100))
+        order += assigned(run.batch(now, pending(f"t{step}", 10 + (step * 37) % 80, ev=((step * 53) % 100) / 100)))
     for step in range(12):
         now += 5_000 * scale
-        order += run.batch(now, free(f"h{step}", "haiku"))
+        order += assigned(run.batch(now, free(f"h{step}", "haiku")))
     return [task_id for task_id in order if task_id.startswith("t")]
 
 
@@ -112,7 +73,7 @@ def test_ev_rank_points_let_a_higher_ev_beat_a_higher_priority(points: float, ex
     # ranks when filed: EV 0.0 -> 0 (score 60), 1.0 -> 27/40 (83.75), 0.5 -> 15/42 (67.9)
     run.batch(T0, pending("p60", 60, ev=0.0), pending("p50-high", 50, ev=1.0), pending("p50-mid", 50, ev=0.5))
     assert run.router.ev_window.p90 == 2.0
-    got = [task_id for i in range(3) for task_id in run.batch(T0, free(f"s{i}", "sonnet"))]
+    got = [task_id for i in range(3) for task_id in assigned(run.batch(T0, free(f"s{i}", "sonnet")))]
     assert got == expected
 
 
@@ -132,7 +93,7 @@ def test_a_premium_slot_skips_past_any_number_of_premium_blocked_tasks_ahead(blo
     run.batch(now + 100_000, pending("A", 50, ev=0.5))  # 50 - 100 points of waiting behind b*
     run.batch(now + 130_000, pending("B", 60, ev=0.5))
     assert run.router.ev_window.p50 == 0.5
-    assert run.batch(now + 131_000, free("o1", "opus")) == ["A"]
+    assert assigned(run.batch(now + 131_000, free("o1", "opus"))) == ["A"]
 
 
 def test_a_waiting_task_keeps_its_scale_and_rank_across_a_restart() -> None:

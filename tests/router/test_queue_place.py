@@ -8,41 +8,15 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.router_batches import CATALOG, T0, Run, free, pending
 
 from router import policy
-from router.catalog import load_catalog
 from router.engine import Router, RouterConfig
 from router.service_rates import ServiceRates
-from router.values import Decision, Event, Outcome, QueuePlace, SlotFree, Task, TaskPending, Usage
+from router.values import Outcome, QueuePlace
 from router.waiting import WaitingTask
 
-CATALOG = load_catalog()
-T0 = 1_700_000_000_000
 REQUIRES = [{}, {"reasoning": 7}, {"coding": 10}, {"coding": 9, "reasoning": 9}]
-
-
-def pending(task_id: str, priority: int = 50, requires: dict[str, int] | None = None, **kw: Any) -> TaskPending:
-    return TaskPending(task=Task(task_id=task_id, priority=priority, requires=dict(requires or {}), **kw))
-
-
-def free(slot_id: str, model: str, completed: str | None = None) -> SlotFree:
-    usage = Usage(task_id=completed) if completed else None
-    return SlotFree(slot_id=slot_id, model=model, account="default", completed=usage)
-
-
-class Run:
-    def __init__(self, **config: Any) -> None:
-        self.router = Router(CATALOG, config=RouterConfig(**config))
-        self.n = 0
-
-    def batch(self, now_ms: int, *events: Event) -> list[Decision]:
-        self.n += 1
-        self.router.begin_batch(f"{self.n}-0")
-        out = []
-        for i, event in enumerate(events):
-            out += self.router.apply(event, event_id=f"{self.n}-{i}", now_ms=now_ms)
-        out += self.router.match(now_ms=now_ms)
-        return [e for e in out if isinstance(e, Decision)]
 
 
 def _brute_positions(router: Router) -> dict[str, int]:
