@@ -132,3 +132,5 @@ def add_ledger_changes(step: AtomicStep, state: StateKeys, changes: LedgerChange
             step.hdel(state.budgets, name)
         else:
             step.hset(state.budgets, name, encode(spend))
+    for key, doc in changes.rates.items():
+        step.hset(state.rates, key, encode(doc))

@@ -430,8 +430,8 @@ class RoutingWorker:
                 assignment_timeout_s=self.settings.assignment_timeout_s,
                 id_namespace="" if self.settings.prefix == DEFAULT_PREFIX else self.settings.prefix,
                 sole_tier_first=self.settings.sole_tier_first,
-                ev_priority_points=self.settings.ev_priority_points,
-                age_s_per_priority_point=self.settings.age_s_per_priority_point,
+                ev_rank_points=self.settings.ev_rank_points,
+                ageing_points_per_service_time=self.settings.ageing_points_per_service_time,
             ),
             scorer=self.scorer,
             budgets=self.budgets,
@@ -443,6 +443,7 @@ class RoutingWorker:
             ev_values=[float(v) for v in self.r.lrange(self.state.ev_window, 0, -1)],
             utilisation={as_text(k): float(v) for k, v in self.r.hgetall(self.state.utilisation).items()},
             budgets=decoded_hash(self.r.hgetall(self.state.budgets)),
+            rates=decoded_hash(self.r.hgetall(self.state.rates)),
         )
         log.info("ledger restored", **router.stats(int(self.clock() * 1000)))
         return router

@@ -3,8 +3,6 @@ window's percentiles stay numbers, and no premium decision goes wrong on them.""
 
 from __future__ import annotations
 
-import math
-
 from support.router_harness import RouterHarness, decisions, free, pending
 
 from router.catalog import load_catalog
@@ -26,25 +24,6 @@ def assert_assignments_booked(h: RouterHarness, effects: list[Effect]) -> None:
                 f"{rec.state.value} with {rec.task_id}"
             )
             assert d.task.task_id not in h.router.waiting, f"{d.task.task_id} assigned yet still waiting"
-
-
-def test_extreme_ev_values_make_p50_nan_and_announce_wait_assigns_without_booking() -> None:
-    """With +-1.7e308 in the window, P50 must stay a number: were it NaN (inf * 0), the waiting
-    index would refuse premium (ev >= nan is False) while route() allowed it (ev < nan is False),
-    and an 'await_slot' announcement would come back ASSIGNED without booking the slot."""
-    h = RouterHarness(load_catalog(), snapshot=True)
-    # unroutable tasks still feed the EV window
-    h.batch(*[pending(f"x{i}", 50, {"no-such-cap": 1}, ev=ev) for i, ev in enumerate((-BIG, -BIG, BIG))])
-    assert h.router.ev_window.p50 is None or not math.isnan(h.router.ev_window.p50), "P50 is NaN"
-
-
-def test_extreme_ev_nan_p50_double_books_a_premium_slot() -> None:
-    # ageing off (a supported config) takes the index's _first_normal path
-    h = RouterHarness(load_catalog(), snapshot=True, age_s_per_priority_point=0.0, ev_priority_points=0.0)
-    h.batch(*[pending(f"x{i}", 50, {"no-such-cap": 1}, ev=-BIG) for i in range(2)])
-    # t1's own EV makes the window [-big, -big, big]: P50 would be nan, P90 inf
-    effects = h.batch(free("o1", "opus"), pending("t1", 50, ev=BIG))
-    assert_assignments_booked(h, effects)
 
 
 def test_nan_p50_corrupts_aged_premium_list_and_wedges_default_config() -> None:

@@ -146,7 +146,8 @@ def test_a_slot_record_keeps_every_field_through_its_snapshot_form() -> None:
 
 
 def test_a_waiting_task_keeps_every_field_through_its_snapshot_form() -> None:
-    """router/snapshot.py names WaitingTask's fields again, in both directions."""
+    """router/snapshot.py names WaitingTask's fields again, in both directions (every field set: the
+    optional ones are left out of the document while unknown)."""
     task = Task(task_id="t1", priority=60, requires={"coding": 3}, ev=0.4, fields={"task_id": "t1"})
     waiting = WaitingTask(
         task=task,
@@ -156,6 +157,10 @@ def test_a_waiting_task_keeps_every_field_through_its_snapshot_form() -> None:
         models=frozenset({"haiku", "sonnet"}),
         min_tier=1,
         await_decision_id="d1",
+        scale_ms=60_000.0,
+        ev_rank=0.8,
+        first_estimate_s=120.0,
+        first_turn_s=30.0,
     )
     doc = waiting_to_json(waiting)
     assert sorted(doc) == sorted(f.name for f in dataclasses.fields(WaitingTask))
