@@ -1,25 +1,22 @@
-"""A router engine driven batch by batch at given instants, with the event builders the queue and
-matching-order tests share (plain values, no Redis)."""
+"""The queue and matching-order tests' shorthand over the one router harness (router_harness.py):
+batches at given instants, and a measured haiku service time."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from router.catalog import load_catalog
-from router.engine import Router, RouterConfig
-from router.values import Decision, Event, Outcome, SlotFree, Task, TaskPending, Usage
+from router.values import Decision, Event, Outcome, SlotFree, Usage
+from support.router_harness import T0, RouterHarness, decisions, pending
+from support.router_harness import free as free_slot
 
 CATALOG = load_catalog()
-T0 = 1_700_000_000_000
-
-
-def pending(task_id: str, priority: int = 50, requires: dict[str, int] | None = None, **kw: Any) -> TaskPending:
-    return TaskPending(task=Task(task_id=task_id, priority=priority, requires=dict(requires or {}), **kw))
+__all__ = ["CATALOG", "T0", "Run", "assigned", "free", "pending"]
 
 
 def free(slot_id: str, model: str, completed: str | None = None) -> SlotFree:
-    usage = Usage(task_id=completed) if completed else None
-    return SlotFree(slot_id=slot_id, model=model, account="default", completed=usage)
+    """slot.free on the default account, reporting `completed` (a task id) if given."""
+    return free_slot(slot_id, model, completed=Usage(task_id=completed) if completed else None)
 
 
 def assigned(decisions: list[Decision]) -> list[str]:
@@ -28,19 +25,17 @@ def assigned(decisions: list[Decision]) -> list[str]:
 
 
 class Run:
+    """A RouterHarness whose batches happen at given instants and return their decisions."""
+
     def __init__(self, **config: Any) -> None:
-        self.router = Router(CATALOG, config=RouterConfig(**config))
-        self.n = 0
+        self.h = RouterHarness(CATALOG, **config)
+        self.router = self.h.router
 
     def batch(self, now_ms: int, *events: Event) -> list[Decision]:
-        """Apply the events as one batch at `now_ms`, then the matching round: its decisions."""
-        self.n += 1
-        self.router.begin_batch(f"{self.n}-0")
-        out = []
-        for i, event in enumerate(events):
-            out += self.router.apply(event, event_id=f"{self.n}-{i}", now_ms=now_ms)
-        out += self.router.match(now_ms=now_ms)
-        return [e for e in out if isinstance(e, Decision)]
+        """Apply the events as one batch at `now_ms`, then the matching round: its decisions. Silent
+        slots are not lapsed: these tests jump the clock by many service times without heartbeats."""
+        effects = self.h.apply(*events, now_ms=now_ms)
+        return decisions(effects + self.router.match(now_ms=now_ms))
 
     def measure_haiku(self, service_ms: int, at_ms: int) -> int:
         """One haiku task served in `service_ms`, on a slot that then stays busy with another task;
