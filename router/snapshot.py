@@ -22,9 +22,19 @@ class LedgerChanges:
     assigned: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: forgotten
     ev_added: list[float] = field(default_factory=list)
     utilisation: dict[str, float] = field(default_factory=dict)  # "account\x1fmodel" -> 0..1
+    escalations: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: chain over
+    quality: dict[str, str] = field(default_factory=dict)  # "model\x1flayer" -> recent outcomes
 
     def __bool__(self) -> bool:
-        return bool(self.slots or self.waiting or self.assigned or self.ev_added or self.utilisation)
+        return bool(
+            self.slots
+            or self.waiting
+            or self.assigned
+            or self.ev_added
+            or self.utilisation
+            or self.escalations
+            or self.quality
+        )
 
 
 def waiting_to_json(w: WaitingTask) -> dict[str, Any]:

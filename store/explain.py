@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-OUTCOME_STYLE = {"assigned": "green", "await_slot": "yellow", "unroutable": "red"}
+OUTCOME_STYLE = {"assigned": "green", "await_slot": "yellow", "unroutable": "red", "failed": "red"}
 VERDICT_STYLE = {
     "chosen": "bold green",
     "incapable": "red",

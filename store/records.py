@@ -16,7 +16,7 @@ from router.errors import RouterError
 from store.db import from_epoch_ms
 from store.schema import DECISION_ID_LEN, ENTRY_ID_LEN, ID_LEN
 
-OUTCOMES = frozenset({"assigned", "await_slot", "unroutable"})
+OUTCOMES = frozenset({"assigned", "await_slot", "unroutable", "failed"})
 
 Row = dict[str, Any]
 # Prices a usage report that gave tokens but no cost: (model, input_tokens, output_tokens) -> USD.

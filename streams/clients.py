@@ -64,15 +64,28 @@ class Slot:
         self.account = account
         self.last_id = "0"
 
-    def free(self, *, completed: Mapping[str, Any] | None = None) -> str:
+    def free(
+        self,
+        *,
+        completed: Mapping[str, Any] | None = None,
+        outcome: str | None = None,
+        failure: str | None = None,
+        detail: str | None = None,
+    ) -> str:
+        """Announce the slot free; `completed` reports the task it finished, and `outcome`
+        (`succeeded` / `failed`), `failure` (`capability` / `transient` / `abandoned`) and `detail`
+        how it went (PROTOCOL.md v1.1; they go into `completed`, which must then be given)."""
         doc: dict[str, Any] = {
             "type": "slot.free",
             "slot_id": self.slot_id,
             "model": self.model,
             "account": self.account,
         }
+        reported = {k: v for k, v in (("outcome", outcome), ("failure", failure), ("detail", detail)) if v is not None}
+        if reported and completed is None:
+            raise ValueError("an outcome is reported with the completed task: pass completed={'task_id': ...}")
         if completed is not None:
-            doc["completed"] = dict(completed)
+            doc["completed"] = {**completed, **reported}
         return _publish(self.r, self.keys.events, doc)
 
     def heartbeat(self) -> str:

@@ -19,7 +19,9 @@ import structlog
 from router.catalog import Catalog, load_catalog
 from router.engine import Effect, Router, RouterConfig
 from router.errors import ConfigError, InvalidEvent
+from router.escalation import Limits
 from router.ev import Scorer
+from router.quality import GateMode, GateSettings
 from router.values import Decision, Task
 from streams.codec import as_text, decode, encode
 from streams.commit import AtomicStep, Committer, FencedOut
@@ -284,6 +286,8 @@ class RoutingWorker:
                 # queued behind this batch, and judging it silent now would take its task away
                 effects += router.expire_assignments(now_ms=now_ms)
             effects += router.match(now_ms=now_ms)
+            if router.gate.changed_flags:
+                _log_gate_changes(router)
         except BatchAborted:
             return None
         except Exception as exc:  # a bug in the round: blame the batch, retry it a bounded number of times
@@ -418,6 +422,16 @@ class RoutingWorker:
                 sole_tier_first=self.settings.sole_tier_first,
                 ev_priority_points=self.settings.ev_priority_points,
                 age_s_per_priority_point=self.settings.age_s_per_priority_point,
+                outcome_limits=Limits(
+                    max_escalations=self.settings.max_escalations, max_retries=self.settings.max_retries
+                ),
+                quality_gate=GateSettings(
+                    mode=GateMode(self.settings.quality_gate),
+                    min_success=self.settings.min_success,
+                    min_outcomes=self.settings.quality_min_outcomes,
+                    window=self.settings.quality_window,
+                    explore_share=self.settings.quality_explore,
+                ),
             ),
             scorer=self.scorer,
         )
@@ -427,6 +441,8 @@ class RoutingWorker:
             assigned={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.assigned).items()},
             ev_values=[float(v) for v in self.r.lrange(self.state.ev_window, 0, -1)],
             utilisation={as_text(k): float(v) for k, v in self.r.hgetall(self.state.utilisation).items()},
+            escalations={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.escalations).items()},
+            quality={as_text(k): as_text(v) for k, v in self.r.hgetall(self.state.quality).items()},
         )
         log.info("ledger restored", **router.stats(int(self.clock() * 1000)))
         return router
@@ -503,3 +519,21 @@ def _load_scorer(spec: str | None) -> Scorer | None:
 
 def _typed_scorer(fn: Callable[[Task], Any]) -> Scorer:
     return lambda task: float(fn(task))
+
+
+def _log_gate_changes(router: Router) -> None:
+    """One line each time the quality gate flags a (model, layer) or clears it (docs/policy.md)."""
+    settings = router.gate.settings
+    for flagged, figures in router.gate.changed_flags:
+        log.warning(
+            "quality gate: low success" if flagged else "quality gate: success recovered",
+            mode=settings.mode.value,
+            model=figures.model,
+            layer=figures.layer,
+            succeeded=figures.succeeded,
+            judged=figures.judged,
+            interval=[round(figures.low, 3), round(figures.high, 3)],
+            min_success=settings.min_success,
+            suggestion=f"lower {figures.model}'s ratings for layer {figures.layer}'s requirements" if flagged else None,
+        )
+    router.gate.changed_flags.clear()

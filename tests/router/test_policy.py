@@ -530,6 +530,7 @@ def test_reason_code_values_are_the_wire_strings() -> None:
         "tier_not_preferred",
         "higher_utilisation",
         "tie_break",
+        "low_success",  # v1.1: the quality gate (router/quality.py)
     }
 
 
