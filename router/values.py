@@ -356,6 +356,8 @@ class Decision:
             "policy_version": self.policy_version,
             "attempt": self.attempt,
             "previous_decision_id": self.previous_decision_id,
+            # the highest level the task requires of any capability: the quality record's other axis
+            "requirement_level": max(self.task.requires.values()) if self.task.requires else 0,
         }
 
 

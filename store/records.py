@@ -63,6 +63,9 @@ def decision_row(doc: Any, *, stream_id: str | None, recorded_at: datetime) -> R
         "policy_version": _opt_text(doc, "policy_version", 64) or "",
         "stream_id": stream_id,
         "recorded_at": recorded_at,
+        "attempt": _opt_int(doc, "attempt", 1, 32_767),
+        "previous_decision_id": _opt_text(doc, "previous_decision_id", DECISION_ID_LEN),
+        "requirement_level": _opt_int(doc, "requirement_level", 0, 10),
     }
 
 
@@ -91,7 +94,34 @@ def usage_row(doc: Any, *, stream_id: str | None, recorded_at: datetime, pricer:
         "reported_at": _epoch_ms(doc, "at"),
         "recorded_at": recorded_at,
         "stream_id": stream_id,
+        **_outcome(doc),
     }
+
+
+TASK_OUTCOMES = frozenset({"succeeded", "failed"})
+FAILURES = frozenset({"capability", "transient", "abandoned"})
+OUTCOME_EFFECTS = frozenset({"escalated", "retried", "failed", "none", "ignored"})
+
+
+def _outcome(doc: Mapping[str, Any]) -> Row:
+    """The outcome columns of a usage row (all NULL for a report without an outcome)."""
+    row = {
+        "outcome": _opt_choice(doc, "outcome", TASK_OUTCOMES),
+        "failure": _opt_choice(doc, "failure", FAILURES),
+        "detail": _opt_text(doc, "detail", 200),
+        "outcome_effect": _opt_choice(doc, "outcome_effect", OUTCOME_EFFECTS),
+        "attempt": _opt_int(doc, "attempt", 1, 32_767),
+    }
+    if (row["outcome"] == "failed") != (row["failure"] is not None):
+        raise BadRecord("failure must be given exactly when outcome is 'failed'")
+    return row
+
+
+def _opt_choice(doc: Mapping[str, Any], key: str, allowed: frozenset[str]) -> str | None:
+    value = _opt_text(doc, key, 16)
+    if value is not None and value not in allowed:
+        raise BadRecord(f"{key} {value!r} is not one of {sorted(allowed)}"[:300])
+    return value
 
 
 # -- field checks -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "worker.commands.ops",
     "worker.commands.demo",
     "worker.commands.store",
+    "worker.commands.quality",
     "worker.commands.simulate",
     "worker.commands.web",
 )
@@ -29,6 +30,7 @@ COMMAND_HOMES = {
     "demo": "worker.commands.demo",
     "simulate": "worker.commands.simulate",
     "web": "worker.commands.web",
+    "quality": "worker.commands.quality",
     **dict.fromkeys(
         ("recorder", "db", "explain", "decisions", "dead", "retention", "rq-worker"), "worker.commands.store"
     ),
