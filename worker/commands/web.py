@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from dashboard.app import DEFAULT_REFRESH_S, create_app
 from dashboard.db import read_only_engine
 from router.catalog import load_catalog
+from router.quality import GateMode, GateSettings
 from streams.connection import connect
 from worker.commands.argtypes import int_between, port
 from worker.commands.common import add_connection_options, settings_from
@@ -60,5 +61,11 @@ def build_app(settings: Settings, *, refresh_s: int = DEFAULT_REFRESH_S) -> Star
         catalog=load_catalog(settings.catalog_path),
         prefix=settings.prefix,
         refresh_s=max(1, refresh_s),
+        gate=GateSettings(
+            mode=GateMode(settings.quality_gate),
+            min_success=settings.min_success,
+            min_outcomes=settings.quality_min_outcomes,
+            window=settings.quality_window,
+        ),
     )
     return app
