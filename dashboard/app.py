@@ -122,24 +122,10 @@ def create_app(
         return HTMLResponse(html)
 
     def routing_matrix(request: Request) -> Response:
-        try:
-            window = parse_window(request.query_params)
-        except BadParameter as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        try:
-            return JSONResponse(dash.matrix(window).to_json())
-        except SQLAlchemyError:
-            return JSONResponse({"error": "the decision database does not answer"}, status_code=503)
+        return _window_json(request, lambda window: dash.matrix(window).to_json())
 
     def quality_api(request: Request) -> Response:
-        try:
-            window = parse_window(request.query_params)
-        except BadParameter as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        try:
-            return JSONResponse(quality_json(dash.quality(window), hours=window.hours))
-        except SQLAlchemyError:
-            return JSONResponse({"error": "the decision database does not answer"}, status_code=503)
+        return _window_json(request, lambda window: quality_json(dash.quality(window), hours=window.hours))
 
     def metrics(request: Request) -> Response:
         return Response(generate_latest(dash.registry), media_type=CONTENT_TYPE_LATEST)
@@ -185,6 +171,18 @@ class RefuseUndecodableQuery:
                 await JSONResponse({"error": "the query string is not UTF-8"}, status_code=400)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _window_json(request: Request, build: Callable[[Window], dict[str, Any]]) -> Response:
+    """A JSON API over a window of the store: 400 for bad parameters, 503 while the database is down."""
+    try:
+        window = parse_window(request.query_params)
+    except BadParameter as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    try:
+        return JSONResponse(build(window))
+    except SQLAlchemyError:
+        return JSONResponse({"error": "the decision database does not answer"}, status_code=503)
 
 
 def _live(dash: Dashboard) -> tuple[LiveState | None, str | None]:

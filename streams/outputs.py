@@ -133,24 +133,21 @@ def dead_letter(entry_id: str, raw: bytes | None, error: str) -> dict[str, Any]:
 def add_ledger_changes(step: AtomicStep, state: StateKeys, changes: LedgerChanges, *, ev_window: int) -> None:
     for slot_id, doc in changes.slots.items():
         step.hset(state.slots, slot_id, encode(doc))
-    for task_id, waiting in changes.waiting.items():
-        if waiting is None:
-            step.hdel(state.waiting, task_id)
-        else:
-            step.hset(state.waiting, task_id, encode(waiting))
-    for task_id, ref in changes.assigned.items():
-        if ref is None:
-            step.hdel(state.assigned, task_id)
-        else:
-            step.hset(state.assigned, task_id, encode(ref))
+    _hash_changes(step, state.waiting, changes.waiting)
+    _hash_changes(step, state.assigned, changes.assigned)
     for ev in changes.ev_added:
         step.rpush_capped(state.ev_window, repr(ev), keep=ev_window)
     for key, value in changes.utilisation.items():
         step.hset(state.utilisation, key, repr(value))
-    for task_id, escalation in changes.escalations.items():
-        if escalation is None:
-            step.hdel(state.escalations, task_id)
-        else:
-            step.hset(state.escalations, task_id, encode(escalation))
+    _hash_changes(step, state.escalations, changes.escalations)
     for key, outcomes in changes.quality.items():
         step.hset(state.quality, key, outcomes)
+
+
+def _hash_changes(step: AtomicStep, key: str, changes: dict[str, dict[str, Any] | None]) -> None:
+    """Each field set to its new document, or deleted where the change is None."""
+    for field_name, doc in changes.items():
+        if doc is None:
+            step.hdel(key, field_name)
+        else:
+            step.hset(key, field_name, encode(doc))

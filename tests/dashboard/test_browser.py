@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dash_seed import insert, standard_rows
@@ -60,11 +61,18 @@ def _answers(url: str) -> bool:
 @pytest.fixture
 def web(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[str]:
     """`router web` on a SQLite file seeded with the standard rows around the real current time."""
+    yield from serve_web(tmp_path, redis_url, prefix, standard_rows(now=datetime.now(tz=UTC)))
+
+
+def serve_web(
+    tmp_path: Path, redis_url: str, prefix: str, rows: tuple[list[dict[str, Any]], list[dict[str, Any]]]
+) -> Iterator[str]:
+    """`router web` on a SQLite file seeded with `rows` (decisions, usage); yields its base URL."""
     _require_chromium()
     url = f"sqlite:///{tmp_path / 'web.sqlite3'}"
     engine = make_engine(url)
     metadata.create_all(engine)
-    insert(engine, *standard_rows(now=datetime.now(tz=UTC)))
+    insert(engine, *rows)
     engine.dispose()
     port = _free_port()
     proc = RouterProcess(

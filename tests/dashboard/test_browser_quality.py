@@ -7,38 +7,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from dash_seed import insert
-from support.processes import RouterProcess, wait_for
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _answers, _free_port, _require_chromium
+from test_browser import CHROMIUM, CHROMIUM_ARGS, serve_web
 from test_quality_view import quality_rows
-
-from store.db import make_engine
-from store.schema import metadata
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def web_quality(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[str]:
-    _require_chromium()
-    url = f"sqlite:///{tmp_path / 'web.sqlite3'}"
-    engine = make_engine(url)
-    metadata.create_all(engine)
-    insert(engine, *quality_rows(now=datetime.now(tz=UTC)))
-    engine.dispose()
-    port = _free_port()
-    proc = RouterProcess(
-        ["web", "--host", "127.0.0.1", "--port", str(port)],
-        env={"REDIS_URL": redis_url, "ROUTER_PREFIX": prefix, "DATABASE_URL": url},
-        log_path=tmp_path / "web.log",
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _answers(f"{base}/healthz") or proc.proc.poll() is not None, what="router web to answer")
-        assert proc.proc.poll() is None, proc.log()
-        yield base
-    finally:
-        proc.stop()
+    """`router web` on the quality view's seeded rows, around the real current time."""
+    yield from serve_web(tmp_path, redis_url, prefix, quality_rows(now=datetime.now(tz=UTC)))
 
 
 def test_chromium_shows_success_rate_and_cost_per_success(web_quality: str, tmp_path: Path) -> None:

@@ -59,13 +59,19 @@ class Fleet:
         self.dispatcher.publish_task(task_id, priority=50, requires={"coding": 3}, layer="build")
 
 
-def test_capability_failure_on_tier_1_is_reassigned_on_tier_2(r: redis.Redis, keys: Keys, start_worker: Start) -> None:
-    start_worker()
+def assigned_on(r: redis.Redis, keys: Keys, *slots: tuple[str, str]) -> Fleet:
+    """These (slot id, model) slots free, then t1 published and assigned."""
     fleet = Fleet(r, keys)
-    fleet.slot("h1", "haiku")
-    fleet.slot("s1", "sonnet")
+    for slot_id, model in slots:
+        fleet.slot(slot_id, model)
     fleet.task()
     wait_kinds(r, keys, ["assigned"])
+    return fleet
+
+
+def test_capability_failure_on_tier_1_is_reassigned_on_tier_2(r: redis.Redis, keys: Keys, start_worker: Start) -> None:
+    start_worker()
+    fleet = assigned_on(r, keys, ("h1", "haiku"), ("s1", "sonnet"))
     first = statuses(r, keys)[0]
     assert first["slot_id"] == "h1"
     fleet.report("h1", "failed", "capability")
@@ -82,12 +88,7 @@ def test_capability_failure_on_tier_1_is_reassigned_on_tier_2(r: redis.Redis, ke
 
 def test_after_the_escalation_cap_the_task_fails(r: redis.Redis, keys: Keys, start_worker: Start) -> None:
     start_worker(env={"ROUTER_MAX_ESCALATIONS": "1"})
-    fleet = Fleet(r, keys)
-    fleet.slot("h1", "haiku")
-    fleet.slot("s1", "sonnet")
-    fleet.slot("o1", "opus")
-    fleet.task()
-    wait_kinds(r, keys, ["assigned"])
+    fleet = assigned_on(r, keys, ("h1", "haiku"), ("s1", "sonnet"), ("o1", "opus"))
     fleet.report("h1", "failed", "capability")
     wait_kinds(r, keys, ["assigned", "escalated", "assigned"])
     fleet.report("s1", "failed", "capability")
@@ -99,10 +100,7 @@ def test_after_the_escalation_cap_the_task_fails(r: redis.Redis, keys: Keys, sta
 
 def test_transient_failures_retry_then_fail_at_the_cap(r: redis.Redis, keys: Keys, start_worker: Start) -> None:
     start_worker(env={"ROUTER_MAX_RETRIES": "2"})
-    fleet = Fleet(r, keys)
-    fleet.slot("h1", "haiku")
-    fleet.task()
-    wait_kinds(r, keys, ["assigned"])
+    fleet = assigned_on(r, keys, ("h1", "haiku"))
     for n in (1, 2):
         fleet.report("h1", "failed", "transient")
         wait_for(lambda n=n: kinds(r, keys).count("retried") == n and kinds(r, keys)[-1] == "assigned", what="retry")
@@ -114,12 +112,7 @@ def test_transient_failures_retry_then_fail_at_the_cap(r: redis.Redis, keys: Key
 
 def test_duplicate_and_foreign_outcomes_change_nothing(r: redis.Redis, keys: Keys, start_worker: Start) -> None:
     start_worker()
-    fleet = Fleet(r, keys)
-    fleet.slot("h1", "haiku")
-    fleet.slot("h2", "haiku")
-    fleet.slot("s1", "sonnet")
-    fleet.task()
-    wait_kinds(r, keys, ["assigned"])
+    fleet = assigned_on(r, keys, ("h1", "haiku"), ("h2", "haiku"), ("s1", "sonnet"))
     fleet.report("h1", "failed", "capability")
     fleet.report("h1", "failed", "capability")  # the same report again (a retried XADD)
     fleet.report("h2", "failed", "capability")  # h2 never had t1
@@ -140,10 +133,7 @@ def test_duplicate_and_foreign_outcomes_change_nothing(r: redis.Redis, keys: Key
 
 def test_bad_outcomes_are_dead_lettered_with_the_reason(r: redis.Redis, keys: Keys, start_worker: Start) -> None:
     start_worker()
-    fleet = Fleet(r, keys)
-    fleet.slot("h1", "haiku")
-    fleet.task()
-    wait_kinds(r, keys, ["assigned"])
+    fleet = assigned_on(r, keys, ("h1", "haiku"))
     bad = [
         {"task_id": "t1", "outcome": "maybe"},
         {"task_id": "t1", "outcome": "failed"},
@@ -171,10 +161,7 @@ def test_leader_killed_after_the_failure_report_loses_and_duplicates_nothing(
     assigned there exactly once."""
     leader = start_worker()
     standby = start_worker(wait=False)
-    fleet = Fleet(r, keys)
-    fleet.slot("h1", "haiku")
-    fleet.task()
-    wait_kinds(r, keys, ["assigned"])
+    fleet = assigned_on(r, keys, ("h1", "haiku"))
     os.kill(leader.proc.pid, signal.SIGSTOP)
     fleet.report("h1", "failed", "capability")
     leader.kill()
@@ -194,10 +181,7 @@ def test_leader_killed_between_escalation_and_reassignment(r: redis.Redis, keys:
     """The escalation is committed (no tier 2 slot yet), then the leader dies: its successor
     restores the chain from the snapshot and assigns attempt 2 on tier 2, with haiku excluded."""
     leader = start_worker()
-    fleet = Fleet(r, keys)
-    fleet.slot("h1", "haiku")
-    fleet.task()
-    wait_kinds(r, keys, ["assigned"])
+    fleet = assigned_on(r, keys, ("h1", "haiku"))
     fleet.report("h1", "failed", "capability")
     wait_kinds(r, keys, ["assigned", "escalated"])
     leader.kill()
