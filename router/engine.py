@@ -212,11 +212,10 @@ class Router:
             ref = self.assigned[task_id] = {**ref, "usage_reported": True}  # a new dict: refs are shared
             self._changes.assigned[task_id] = ref
         held = before.held if before is not None and before.task_id == task_id else None
+        attempt = escalation.attempt if escalation is not None else 1
         if not current or held is None or ref is None or before is None or ref["decision_id"] != before.decision_id:
             # not this slot's current assignment of the task: recorded, changes nothing
-            attempt = escalation.attempt if escalation is not None else 1
             return [self._usage(event, before, event_id=event_id, now_ms=now_ms, effect="ignored", attempt=attempt)]
-        attempt = escalation.attempt if escalation is not None else 1
         effect, follow = self._outcome(event.completed, before, held, attempt, now_ms)
         return [self._usage(event, before, event_id=event_id, now_ms=now_ms, effect=effect, attempt=attempt), *follow]
 
