@@ -79,11 +79,9 @@ class QualityGate:
     flagged: dict[tuple[str, str], Figures] = field(default_factory=dict)
     dirty: set[tuple[str, str]] = field(default_factory=set)
     changed_flags: list[tuple[bool, Figures]] = field(default_factory=list)  # for the worker's log
-
-    @property
-    def blocking(self) -> bool:
-        """True when some model is kept from some layer right now."""
-        return bool(self.flagged) and self.settings.mode is GateMode.ON
+    # True when some model is kept from some layer right now (mode `on` and a pair flagged): a plain
+    # field, kept by _judge, because the engine reads it for every decision
+    blocking: bool = False
 
     def record(self, model: str, layer: str, *, succeeded: bool) -> None:
         if self.settings.mode is GateMode.OFF:
@@ -109,6 +107,7 @@ class QualityGate:
             self.flagged.pop(key, None)
         if low_success != was:
             self.changed_flags.append((low_success, figures))
+        self.blocking = bool(self.flagged) and self.settings.mode is GateMode.ON
 
     def kept_out(self, task_id: str, layer: str, rateable: frozenset[str]) -> dict[str, tuple[Verdict, str]]:
         """Under `on`, the rateable models flagged for this layer that this task is not exploring,
