@@ -25,6 +25,8 @@ class LedgerChanges:
     budgets: dict[str, list[Any] | None] | None = None  # spend per budget (BudgetBook.to_json) when it changed
     # router/service_rates.py's snapshot fields that changed (a model's service time, the ETA correction)
     rates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    escalations: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: chain over
+    quality: dict[str, str] = field(default_factory=dict)  # "model\x1flayer" -> recent outcomes
 
     def __bool__(self) -> bool:
         return bool(
@@ -35,6 +37,8 @@ class LedgerChanges:
             or self.utilisation
             or self.rates
             or self.budgets is not None
+            or self.escalations
+            or self.quality
         )
 
 

@@ -285,6 +285,8 @@ class RoutingWorker:
                 effects += router.expire_assignments(now_ms=now_ms)
             effects += router.match(now_ms=now_ms)
             self._warn_budgets(router, now_ms)
+            if router.gate.changed_flags:
+                _log_gate_changes(router)
         except BatchAborted:
             return None
         except Exception as exc:  # a bug in the round: blame the batch, retry it a bounded number of times
@@ -432,6 +434,13 @@ class RoutingWorker:
                 sole_tier_first=self.settings.sole_tier_first,
                 ev_rank_points=self.settings.ev_rank_points,
                 ageing_points_per_service_time=self.settings.ageing_points_per_service_time,
+                max_escalations=self.settings.max_escalations,
+                max_retries=self.settings.max_retries,
+                quality_gate=self.settings.quality_gate,
+                min_success=self.settings.min_success,
+                quality_min_outcomes=self.settings.quality_min_outcomes,
+                quality_window=self.settings.quality_window,
+                quality_explore=self.settings.quality_explore,
             ),
             scorer=self.scorer,
             budgets=self.budgets,
@@ -444,6 +453,8 @@ class RoutingWorker:
             utilisation={as_text(k): float(v) for k, v in self.r.hgetall(self.state.utilisation).items()},
             budgets=decoded_hash(self.r.hgetall(self.state.budgets)),
             rates=decoded_hash(self.r.hgetall(self.state.rates)),
+            escalations=decoded_hash(self.r.hgetall(self.state.escalations)),
+            quality={as_text(k): as_text(v) for k, v in self.r.hgetall(self.state.quality).items()},
         )
         log.info("ledger restored", **router.stats(int(self.clock() * 1000)))
         return router
@@ -518,3 +529,21 @@ def _load_scorer(spec: str | None) -> Scorer | None:
 
 def _typed_scorer(fn: Callable[[Task], Any]) -> Scorer:
     return lambda task: float(fn(task))
+
+
+def _log_gate_changes(router: Router) -> None:
+    """One line each time the quality gate flags a (model, layer) or clears it (docs/policy.md)."""
+    settings = router.gate.settings
+    for flagged, figures in router.gate.changed_flags:
+        log.warning(
+            "quality gate: low success" if flagged else "quality gate: success recovered",
+            mode=settings.mode.value,
+            model=figures.model,
+            layer=figures.layer,
+            succeeded=figures.succeeded,
+            judged=figures.judged,
+            interval=[round(figures.low, 3), round(figures.high, 3)],
+            min_success=settings.min_success,
+            suggestion=f"lower {figures.model}'s ratings for layer {figures.layer}'s requirements" if flagged else None,
+        )
+    router.gate.changed_flags.clear()

@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -71,18 +72,26 @@ mode = "soft"
 
 
 @pytest.fixture
-def web(tmp_path: Path, redis_url: str, prefix: str, r: redis.Redis) -> Iterator[str]:
-    """`router web` on a SQLite file seeded with the standard rows around the real current time, with
-    one budget whose spend today is $12.50 (booked by a router, as the snapshot holds it)."""
+def web(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[str]:
+    """`router web` on a SQLite file seeded with the standard rows around the real current time."""
+    yield from serve_web(tmp_path, redis_url, prefix, standard_rows(now=datetime.now(tz=UTC)))
+
+
+def serve_web(
+    tmp_path: Path, redis_url: str, prefix: str, rows: tuple[list[dict[str, Any]], list[dict[str, Any]]]
+) -> Iterator[str]:
+    """`router web` on a SQLite file seeded with `rows` (decisions, usage), with one budget whose spend
+    today is $12.50 (booked by a router, as the snapshot holds it); yields its base URL."""
     _require_chromium()
     budgets = tmp_path / "budgets.toml"
     budgets.write_text(BUDGETS_TOML)
     today = datetime.now(tz=UTC).strftime("%Y-%m-%d")
-    r.hset(Keys(prefix).state(dry_run=False).budgets, "premium-daily", orjson.dumps([today, 12.5, 100]))
+    with redis.Redis.from_url(redis_url) as r:
+        r.hset(Keys(prefix).state(dry_run=False).budgets, "premium-daily", orjson.dumps([today, 12.5, 100]))
     url = f"sqlite:///{tmp_path / 'web.sqlite3'}"
     engine = make_engine(url)
     metadata.create_all(engine)
-    insert(engine, *standard_rows(now=datetime.now(tz=UTC)))
+    insert(engine, *rows)
     engine.dispose()
     port = _free_port()
     proc = RouterProcess(
