@@ -45,7 +45,18 @@ RESULTS = Path(__file__).parent / "results"
 # model, goes to a waiting task and each new task waits: the awaiting count stays where it was set
 UNIFORM_POOLS: tuple[tuple[str, str], ...] = (("haiku", "default"), ("sonnet", "default"), ("opus", "default"))
 UNIFORM_REQUIRES: tuple[dict[str, int], ...] = ({}, {"coding": 5}, {"writing": 5}, {"safety": 5})
-MIXED_POOLS = tuple((model, account) for model, _ in workload.FLEET for account in workload.ACCOUNTS)
+# the mixed fleet's 14 pools with the tiers taken in turn, so that the first few (the 10-slot
+# cases) hold every tier: with no premium slot, the tasks only premium meets would pile up until
+# no slot is ever busy again
+_TIERS = (("haiku", "minimax", "glm"), ("sonnet", "codex"), ("opus", "gpt-5"))
+MIXED_POOLS = tuple(
+    pool
+    for pools in itertools.zip_longest(
+        *[[(model, account) for model in tier for account in workload.ACCOUNTS] for tier in _TIERS]
+    )
+    for pool in pools
+    if pool is not None
+)
 MIXED_REQUIRES = tuple((r, w) for r, w in workload.REQUIRES if r != {"coding": 10, "reasoning": 10})
 BATCH = 16
 _RUNS = itertools.count()
