@@ -1,8 +1,8 @@
 """The ceiling harness: the least a consumer of router:events can do with the same batches.
 
 It reads with the same consumer group call and batch size as the worker, writes one output per
-entry (task.pending: an assignment-like entry naming the task; others: one status entry) and
-acknowledges, all in one pipeline per batch. Run as `python -m bench.ceiling` with REDIS_URL,
+entry (naming the entry, and a task.pending's task, as a decision record does) and acknowledges,
+all in one pipeline per batch. Run as `python -m bench.ceiling` with REDIS_URL,
 ROUTER_PREFIX and ROUTER_BATCH_SIZE in the environment; SIGTERM stops it.
 """
 
@@ -18,6 +18,7 @@ import redis
 
 from streams.keys import LIVE_GROUP  # the worker's group: the driver watches it to see when a run is done
 
+CEILING_OUT = "ceiling:out"  # its one output stream, under the run's prefix
 _stop = False
 
 
@@ -31,7 +32,7 @@ def main() -> int:
     r = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     prefix = os.environ.get("ROUTER_PREFIX", "router:")
     batch = int(os.environ.get("ROUTER_BATCH_SIZE", "256"))
-    events, out, status = f"{prefix}events", f"{prefix}assign:ceiling", f"{prefix}status"
+    events, out = f"{prefix}events", f"{prefix}{CEILING_OUT}"
     try:
         r.xgroup_create(events, LIVE_GROUP, id="0", mkstream=True)
     except redis.ResponseError as exc:
@@ -47,10 +48,8 @@ def main() -> int:
         for _, entries in reply:
             for entry_id, fields in entries:
                 doc = orjson.loads(fields[b"data"])
-                if doc.get("type") == "task.pending":
-                    pipe.xadd(out, {"data": orjson.dumps({"task_id": doc["task_id"]})})
-                else:
-                    pipe.xadd(status, {"data": b"{}"}, maxlen=100_000, approximate=True)
+                output = {"event_id": entry_id.decode(), "task_id": doc.get("task_id")}
+                pipe.xadd(out, {"data": orjson.dumps(output)})
                 ids.append(entry_id)
         pipe.xack(events, LIVE_GROUP, *ids)
         pipe.execute()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from router.catalog import PREMIUM_TIER, Catalog, Model
-from router.slots import PoolKey, SlotLedger
+from router.slots import Pool, PoolKey, SlotLedger
 from router.sortedseq import SortedSeq
 from router.values import Alternative, ChosenSlot, Outcome, ReasonCode, Task, Thresholds, Verdict
 
@@ -18,6 +18,7 @@ LIST_EACH_UP_TO: Final = 10  # slots of one pool sharing a verdict are listed on
 # and the detail that goes with it. Only the pools named are barred.
 Barred = Mapping[PoolKey, tuple[Verdict, str]]
 _NOTHING_BARRED: Final[dict[PoolKey, tuple[Verdict, str]]] = {}
+_EXPLAINED_PER_POOL: Final = 64  # grouped verdicts remembered per pool (Pool.explained)
 
 
 @dataclass(slots=True, kw_only=True, init=False)
@@ -212,16 +213,16 @@ def _explain(
         model = catalog.models.get(model_id)
         if model is None or not len(pool):
             continue
-        _listed(out, model, account, Verdict.GONE, None, pool.gone)
+        _listed(out, model, account, Verdict.GONE, None, pool, pool.gone)
         bar = barred.get(key)
         if model.model_id not in a.rateable:
-            _listed(out, model, account, Verdict.INCAPABLE, _shortfall_text(model, a.task), pool.free, pool.busy)
+            _listed(out, model, account, Verdict.INCAPABLE, _shortfall_text(model, a.task), pool, pool.free, pool.busy)
         elif model.is_premium and a.premium_blocked:
-            _listed(out, model, account, Verdict.PREMIUM_BLOCKED, None, pool.free, pool.busy)
+            _listed(out, model, account, Verdict.PREMIUM_BLOCKED, None, pool, pool.free, pool.busy)
         elif bar is not None:
-            _listed(out, model, account, bar[0], bar[1], pool.free, pool.busy)
+            _listed(out, model, account, bar[0], bar[1], pool, pool.free, pool.busy)
         else:
-            _listed(out, model, account, Verdict.BUSY, None, pool.busy)
+            _listed(out, model, account, Verdict.BUSY, None, pool, pool.busy)
             _free_verdicts(out, model, account, pool.free, ledger, now_ms, chosen)
     return out
 
@@ -313,9 +314,24 @@ def _listed_ids(
 
 
 def _listed(
-    out: list[Alternative], model: Model, account: str, verdict: Verdict, detail: str | None, *buckets: SortedSeq[str]
+    out: list[Alternative],
+    model: Model,
+    account: str,
+    verdict: Verdict,
+    detail: str | None,
+    pool: Pool,
+    *buckets: SortedSeq[str],
 ) -> None:
-    """Every slot of `buckets`, sharing one verdict."""
+    """Every slot of `buckets` (of `pool`), sharing one verdict. What depends only on the buckets is
+    built once per version of the pool and shared by the decisions that follow (values are never
+    changed once built): every decision lists every pool, and most pools are the same as for the
+    decision before."""
+    key = (verdict, detail, len(buckets))
+    found = pool.explained.get(key)
+    if found is not None and found[0] == pool.version:
+        out.extend(found[1])
+        return
+    listed: list[Alternative] = []
     total = sum(len(b) for b in buckets)
     if total:
         first: list[str] = []
@@ -323,7 +339,11 @@ def _listed(
             if len(first) >= LIST_EACH_UP_TO:
                 break
             first += bucket.first(LIST_EACH_UP_TO - len(first))
-        _listed_ids(out, model, account, verdict, detail, first, total)
+        _listed_ids(listed, model, account, verdict, detail, first, total)
+    if len(pool.explained) >= _EXPLAINED_PER_POOL:
+        pool.explained.clear()  # details (shortfalls) vary with requirements: keep the memo small
+    pool.explained[key] = (pool.version, listed)
+    out.extend(listed)
 
 
 def _incapable_alternatives(a: Assessment, catalog: Catalog, ledger: SlotLedger) -> list[Alternative]:
@@ -333,7 +353,7 @@ def _incapable_alternatives(a: Assessment, catalog: Catalog, ledger: SlotLedger)
         if model is None or not len(pool):
             continue
         text = _shortfall_text(model, a.task)
-        _listed(out, model, account, Verdict.INCAPABLE, text, pool.free, pool.busy, pool.gone)
+        _listed(out, model, account, Verdict.INCAPABLE, text, pool, pool.free, pool.busy, pool.gone)
     return out
 
 

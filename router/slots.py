@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from router.sortedseq import SortedSeq
+from router.values import Alternative, Verdict
 
 
 class SlotState(StrEnum):
@@ -115,6 +116,11 @@ class Pool:
     busy: SortedSeq[str] = field(default_factory=SortedSeq)
     gone: SortedSeq[str] = field(default_factory=SortedSeq)
     free_by_heard: SortedSeq[tuple[int, str]] = field(default_factory=SortedSeq)
+    # Bumped whenever a slot enters or leaves one of the buckets: explanations built from the
+    # buckets (router/policy.py) are kept in `explained` with the version they were built at, as
+    # every decision lists every pool and most pools do not change between two decisions.
+    version: int = 0
+    explained: dict[tuple[Verdict, str | None, int], tuple[int, list[Alternative]]] = field(default_factory=dict)
 
     def bucket(self, state: SlotState) -> SortedSeq[str]:
         if state is SlotState.FREE:
@@ -320,6 +326,7 @@ class SlotLedger:
 
     def _index(self, record: SlotRecord) -> None:
         pool = self._pool(record)
+        pool.version += 1
         pool.bucket(record.state).add(record.slot_id)
         if record.state is SlotState.FREE:
             pool.free_by_heard.add((record.last_heard_ms, record.slot_id))
@@ -333,6 +340,7 @@ class SlotLedger:
 
     def _unindex(self, record: SlotRecord) -> None:
         pool = self._pool(record)
+        pool.version += 1
         pool.bucket(record.state).remove(record.slot_id)
         if record.state is SlotState.FREE:
             pool.free_by_heard.remove((record.last_heard_ms, record.slot_id))

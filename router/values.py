@@ -369,8 +369,9 @@ class Decision:
         self.attempt = attempt
         self.previous_decision_id = previous_decision_id
 
-    def to_record(self) -> dict[str, Any]:
-        """The decision record of PROTOCOL.md, as a JSON-ready dict."""
+    def to_record(self, alternatives: list[Any] | None = None) -> dict[str, Any]:
+        """The decision record of PROTOCOL.md, as a JSON-ready dict; `alternatives`, if given, is
+        `self.alternatives` already rendered (the wire renders each shared one once)."""
         chosen = self.chosen
         return {
             "decision_id": self.decision_id,
@@ -392,7 +393,7 @@ class Decision:
             "override": self.override,
             "min_tier": self.min_tier,
             "est_cost_usd": self.est_cost_usd,
-            "alternatives": [a.to_json() for a in self.alternatives],
+            "alternatives": [a.to_json() for a in self.alternatives] if alternatives is None else alternatives,
             "decided_at": self.decided_at_ms,
             "dry_run": self.dry_run,
             "event_id": self.event_id,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from router.engine import Cancelled, Effect, LedgerChanges, UsageReported
-from router.values import Decision, Outcome, ReasonCode, plain
+from router.values import Alternative, Decision, Outcome, ReasonCode, plain
 from streams.codec import encode
 from streams.commit import AtomicStep
 from streams.keys import Keys, StateKeys
@@ -44,7 +46,7 @@ def add_effects(step: AtomicStep, keys: Keys, effects: list[Effect], *, caps: St
 
 
 def _decision(step: AtomicStep, keys: Keys, decision: Decision, *, caps: StreamCaps, dry_run: bool) -> None:
-    step.xadd(keys.decisions, encode(decision.to_record()), maxlen=caps.decisions)
+    step.xadd(keys.decisions, decision_record_json(decision), maxlen=caps.decisions)
     if dry_run:
         return
     step.xadd(keys.status, encode(status_message(decision)), maxlen=caps.status)
@@ -54,6 +56,29 @@ def _decision(step: AtomicStep, keys: Keys, decision: Decision, *, caps: StreamC
 
 # A task waiting again after a failed outcome says why in its status type (PROTOCOL.md v1.1).
 _WAITING_AGAIN = {ReasonCode.ESCALATED: "escalated", ReasonCode.RETRIED: "retried"}
+
+# An alternative's JSON, by the identity of the alternative (kept alive by the entry itself, so an
+# id is never reused while it is here). The router shares the grouped alternatives of a pool that
+# did not change between decisions (router/policy.py), so most of a record's alternatives were
+# rendered for an earlier record: each is turned into JSON once and spliced in as it stands.
+_RENDERED: Final[dict[int, tuple[Alternative, orjson.Fragment]]] = {}
+_RENDERED_MAX: Final = 8192
+
+
+def decision_record_json(decision: Decision) -> bytes:
+    """The decision record as JSON: `Decision.to_record`, each alternative rendered once."""
+    return encode(decision.to_record([_rendered(a) for a in decision.alternatives]))
+
+
+def _rendered(alternative: Alternative) -> orjson.Fragment:
+    found = _RENDERED.get(id(alternative))
+    if found is not None:
+        return found[1]
+    if len(_RENDERED) >= _RENDERED_MAX:
+        _RENDERED.clear()
+    fragment = orjson.Fragment(encode(alternative.to_json()))
+    _RENDERED[id(alternative)] = (alternative, fragment)
+    return fragment
 
 
 def status_message(decision: Decision) -> dict[str, Any]:

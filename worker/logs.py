@@ -1,4 +1,6 @@
-"""structlog set-up: JSON lines through orjson, one line per decision."""
+"""structlog set-up: JSON lines through orjson. At the default level (info) the worker logs what
+it does (starting, leading, restoring, backing off, stopping) and every rejected input; one line
+per decision only at debug, as the decision stream already carries each one in full."""
 
 from __future__ import annotations
 

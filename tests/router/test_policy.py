@@ -485,6 +485,41 @@ def test_explanation_grouping_counts_free_slots_with_one_shared_verdict(catalog:
     assert sum(alt.count for alt in routed.alternatives) == 23
 
 
+def test_explanation_a_pool_that_changed_since_the_last_decision_is_listed_as_it_is_now(catalog: Catalog) -> None:
+    # grouped verdicts are remembered per pool between decisions: a change in the pool must show
+    led = ledger(("s1", "sonnet"))
+    for i in range(12):
+        busy(led, f"h{i:02d}", "haiku")
+    _, first = decide(task(), catalog, led)
+    _, same = decide(task(task_id="t2"), catalog, led)
+    (before,) = [alt for alt in first.alternatives if alt.model == "haiku"]
+    assert [alt for alt in same.alternatives if alt.model == "haiku"] == [before]
+    busy(led, "h12", "haiku")  # one more busy
+    gone(led, "h00", "haiku")  # the first one left: no longer busy, now gone
+    _, after = decide(task(task_id="t3"), catalog, led)
+    haiku = {alt.verdict: alt for alt in after.alternatives if alt.model == "haiku"}
+    assert haiku[Verdict.BUSY].count == 12 and haiku[Verdict.BUSY].slot_ids[0] == "h01"
+    assert haiku[Verdict.GONE].slot_id == "h00"
+    assert before.count == 12 and before.slot_ids[0] == "h00"  # the first decision's explanation is unchanged
+
+
+def test_explanation_remembers_a_bounded_number_of_grouped_verdicts_per_pool(catalog: Catalog) -> None:
+    led = ledger(("s1", "sonnet"))
+    for i in range(12):
+        busy(led, f"h{i:02d}", "haiku")
+    texts = set()
+    for reasoning in range(5, 11):  # 150 requirements, each giving haiku another shortfall text
+        for coding in range(6, 11):
+            for analysis in range(6, 11):
+                _, routed = decide(
+                    task(requires={"reasoning": reasoning, "coding": coding, "analysis": analysis}), catalog, led
+                )
+                texts |= {alt.detail for alt in routed.alternatives if alt.model == "haiku"}
+    assert len(texts) == 150
+    pool = led.pools[("haiku", "default")]
+    assert 0 < len(pool.explained) <= policy._EXPLAINED_PER_POOL
+
+
 def test_explanation_grouping_of_incapable_busy_and_free_in_one_pool(catalog: Catalog) -> None:
     led = ledger(("s1", "sonnet"), *[(f"h{i:02d}", "haiku") for i in range(6)])
     for i in range(6, 12):

@@ -33,6 +33,7 @@ from streams.outputs import (
     add_ledger_changes,
     assignment_message,
     dead_letter,
+    decision_record_json,
     status_message,
     usage_message,
 )
@@ -130,6 +131,23 @@ def decision(outcome: Outcome = Outcome.ASSIGNED, **kw: Any) -> Decision:
     }
     defaults.update(kw)
     return Decision(**defaults)
+
+
+def test_the_decision_record_on_the_wire_is_to_record_whatever_was_rendered_before() -> None:
+    busy = Alternative(
+        model="haiku",
+        account="acct",
+        tier=1,
+        verdict=Verdict.BUSY,
+        count=12,
+        slot_ids=tuple(f"h{i}" for i in range(10)),
+    )
+    chosen = Alternative(model="sonnet", account="acct", tier=2, verdict=Verdict.CHOSEN, slot_id="s1", detail="é")
+    first = decision(alternatives=(chosen, busy))
+    second = decision(decision_id="5-0.2", alternatives=(busy,))  # shares the first's grouped verdict
+    for d in (first, second, first):
+        assert orjson.loads(decision_record_json(d)) == orjson.loads(encode(d.to_record()))
+    assert orjson.loads(decision_record_json(second))["alternatives"] == [busy.to_json()]
 
 
 def test_status_message_for_an_assignment() -> None:
