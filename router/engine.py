@@ -14,6 +14,8 @@ from router.config import RouterConfig
 from router.decisions import build_decision
 from router.ev import EVResolver, EVWindow, Scorer
 from router.policy import Assessment, Routed, assess, route
+from router.queue_place import places, queue_place
+from router.service_rates import ServiceRates
 from router.slots import UTIL_SEP, PoolKey, SlotLedger, SlotRecord, SlotState
 from router.snapshot import LedgerChanges, WaitingChanges, waiting_from_json, waiting_to_json
 from router.values import (
@@ -22,6 +24,7 @@ from router.values import (
     Effect,
     Event,
     Outcome,
+    QueuePlace,
     QuotaUtilisation,
     ReasonCode,
     SlotFree,
@@ -51,6 +54,7 @@ class Router:
             ev_points=self.config.ev_priority_points,
         )
         self.ev_window = EVWindow(size=self.config.ev_window)
+        self.rates = ServiceRates()  # measured service times and the ETA correction
         self.resolver = EVResolver(scorer=scorer)
         self.assigned: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.premium_models = frozenset(m.model_id for m in catalog.models.values() if m.is_premium)
@@ -79,6 +83,7 @@ class Router:
             changes.slots[slot_id] = self.ledger.slots[slot_id].to_json()
         self.ledger.dirty.clear()
         changes.utilisation = self.ledger.drain_utilisation()
+        changes.rates = self.rates.drain()
         return changes
 
     # -- events ------------------------------------------------------------------------------
@@ -169,6 +174,8 @@ class Router:
                 # the slot has since been given another one, so freeing it would double-book it.
                 return self._usage_once(event, None, event_id=event_id, now_ms=now_ms)
         before = self.ledger.mark_free(slot_id=event.slot_id, model=event.model, account=event.account, now_ms=now_ms)
+        if before is not None and before.state is SlotState.BUSY and before.task_id is not None:
+            self.rates.observe_service(before.model, now_ms - before.since_ms)  # the slot's turn, assigned to free
         if event.completed is not None:
             effects += self._usage_once(event, before, event_id=event_id, now_ms=now_ms)
         return effects
@@ -241,6 +248,7 @@ class Router:
             alternatives=routed.alternatives,
         )
         decision = self._decision(assessment, lapsed, event_id=event_id, now_ms=now_ms)
+        decision.queue_place = self._place_of(waiting, now_ms)
         waiting.await_decision_id = decision.decision_id
         self._waiting_changes.filed(waiting)
         return [decision]
@@ -311,6 +319,8 @@ class Router:
         chosen = decision.chosen
         assert chosen is not None
         task_id = waiting.task.task_id
+        if waiting.first_estimate_s is not None:
+            self.rates.observe_wait(estimated_s=waiting.first_estimate_s, waited_s=(now_ms - waiting.since_ms) / 1000)
         self._drop_waiting(task_id)
         self.ledger.mark_busy(
             chosen.slot_id,
@@ -331,9 +341,33 @@ class Router:
             # step): book it, so a published assignment always holds its slot
             self._commit_assignment(waiting, decision, now_ms)
             return decision
+        decision.queue_place = self._place_of(waiting, now_ms)
         waiting.await_decision_id = decision.decision_id
         self._waiting_changes.filed(waiting)
         return decision
+
+    # -- queue position and ETA --------------------------------------------------------------
+
+    def queue_place(self, task_id: str, now_ms: int) -> QueuePlace | None:
+        """Where a waiting task stands now (None if it is not waiting): O(groups x log n)."""
+        waiting = self.waiting.tasks.get(task_id)
+        if waiting is None:
+            return None
+        place, _ = queue_place(self.waiting, self.rates, self.ledger, waiting, p90=self.ev_window.p90, now_ms=now_ms)
+        return place
+
+    def queue_places(self, now_ms: int) -> dict[str, QueuePlace]:
+        """Every waiting task's place, by task id (one sort of the queue: for tables, not per event)."""
+        return places(self.waiting, self.rates, self.ledger, p90=self.ev_window.p90, now_ms=now_ms)
+
+    def _place_of(self, waiting: WaitingTask, now_ms: int) -> QueuePlace:
+        """The place an await decision reports; the first one's estimate is kept to learn from."""
+        place, estimate = queue_place(
+            self.waiting, self.rates, self.ledger, waiting, p90=self.ev_window.p90, now_ms=now_ms
+        )
+        if waiting.first_estimate_s is None:
+            waiting.first_estimate_s = estimate
+        return place
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -388,8 +422,10 @@ class Router:
         assigned: dict[str, dict[str, Any]],
         ev_values: list[float],
         utilisation: dict[str, float],
+        rates: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         """Rebuild the in-memory ledger from its snapshot (ARCHITECTURE.md invariant 2)."""
+        self.rates.restore(rates or {})
         for record in self.ledger.restore(slots, utilisation):
             if record.held is not None:  # a held task keeps its arrival place if it ever waits again
                 self.waiting.note_seq(int(record.held["seq"]))

@@ -22,13 +22,15 @@ class LedgerChanges:
     assigned: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: forgotten
     ev_added: list[float] = field(default_factory=list)
     utilisation: dict[str, float] = field(default_factory=dict)  # "account\x1fmodel" -> 0..1
+    # router/service_rates.py's snapshot fields that changed (a model's service time, the ETA correction)
+    rates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.slots or self.waiting or self.assigned or self.ev_added or self.utilisation)
+        return bool(self.slots or self.waiting or self.assigned or self.ev_added or self.utilisation or self.rates)
 
 
 def waiting_to_json(w: WaitingTask) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "task": task_to_json(w.task),
         "ev": w.ev,
         "seq": w.seq,
@@ -37,6 +39,12 @@ def waiting_to_json(w: WaitingTask) -> dict[str, Any]:
         "min_tier": w.min_tier,
         "await_decision_id": w.await_decision_id,
     }
+    # left out while unknown, as a snapshot written before they existed has them
+    if w.scale_ms is not None:
+        doc["scale_ms"] = w.scale_ms
+    if w.first_estimate_s is not None:
+        doc["first_estimate_s"] = w.first_estimate_s
+    return doc
 
 
 def waiting_from_json(doc: dict[str, Any]) -> WaitingTask:
@@ -48,7 +56,13 @@ def waiting_from_json(doc: dict[str, Any]) -> WaitingTask:
         models=frozenset(doc["models"]),
         min_tier=int(doc["min_tier"]),
         await_decision_id=doc.get("await_decision_id"),
+        scale_ms=_optional_float(doc.get("scale_ms")),
+        first_estimate_s=_optional_float(doc.get("first_estimate_s")),
     )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(slots=True)

@@ -245,6 +245,26 @@ class Thresholds:
 
 
 @dataclass(slots=True, kw_only=True, init=False)
+class QueuePlace:
+    """Where a waiting task stands (PROTOCOL.md v1.1 "Queue position and ETA"): its 1-based place
+    among the waiting tasks that compete for any model it may use, in the order the matching round
+    would serve them; the estimated seconds until it is assigned (None until the router has seen a
+    task finish on one of its models); and since when it waits (epoch ms)."""
+
+    position: int
+    eta_s: float | None
+    waiting_since_ms: int
+
+    def __init__(self, *, position: int, eta_s: float | None, waiting_since_ms: int) -> None:
+        self.position = position
+        self.eta_s = eta_s
+        self.waiting_since_ms = waiting_since_ms
+
+    def to_json(self) -> dict[str, Any]:
+        return {"position": self.position, "eta_s": self.eta_s, "waiting_since_ms": self.waiting_since_ms}
+
+
+@dataclass(slots=True, kw_only=True, init=False)
 class Decision:
     decision_id: str
     task: Task
@@ -261,6 +281,8 @@ class Decision:
     event_id: str | None = None
     dry_run: bool = False
     policy_version: str = ""
+    # an await_slot decision: the task's place in the queue as of this decision (None otherwise)
+    queue_place: QueuePlace | None = None
 
     def __init__(
         self,
@@ -280,6 +302,7 @@ class Decision:
         event_id: str | None = None,
         dry_run: bool = False,
         policy_version: str = "",
+        queue_place: QueuePlace | None = None,
     ) -> None:
         self.decision_id = decision_id
         self.task = task
@@ -296,6 +319,7 @@ class Decision:
         self.event_id = event_id
         self.dry_run = dry_run
         self.policy_version = policy_version
+        self.queue_place = queue_place
 
     def to_record(self) -> dict[str, Any]:
         """The decision record of PROTOCOL.md, as a JSON-ready dict."""

@@ -6,6 +6,7 @@ cost / waiting trade-off of that setting.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from sim.outputs import prepare_parent
 from sim.run import ScenarioResult
 
 IMAGE_FORMATS = ("png", "svg", "pdf")  # what --plot writes; the formats matplotlib draws without extra tools
+ALL_TASK_GOAL, TOP_EV_GOAL = 1.5, 0.2  # the Pareto plot's goal corner (sim.report.goals)
 PANELS = (("top_decile_wait_p95_s", "top-EV-decile wait p95 (s)"), ("wait_p95_s", "all-task wait p95 (s)"))
 
 
@@ -58,7 +60,9 @@ def plot(results: Sequence[ScenarioResult], path: Path, *, title: str = "") -> N
             ax.set_xscale("log")
             ax.set_xlabel(label, fontsize=8)
             ax.set_ylabel("total cost (USD)", fontsize=8)
-            ax.set_title(f"{result.trace} on {result.fleet}", fontsize=9)
+            ax.set_title(
+                f"{result.trace} on {result.fleet} ({result.load_model}, load {result.offered_load:g})", fontsize=9
+            )
             ax.grid(True, which="both", alpha=0.3)
             ax.tick_params(labelsize=7)
     fig.suptitle(title or "model-router what-if: cost against waiting per policy (line: router settings sweep)")
@@ -80,3 +84,41 @@ def image_format(path: Path) -> str:
     if extension not in IMAGE_FORMATS:
         raise ConfigError(f"--plot {path}: unknown image format {path.suffix!r}; use {', '.join(IMAGE_FORMATS)}")
     return extension
+
+
+def pareto(points: dict[str, tuple[float, float]], path: Path, *, title: str) -> None:
+    """Top-EV p95 against all-task p95, both as ratios to fifo-capable, one point per policy.
+
+    Sweep variants ("router[key=value]") are joined by a line in the order given, so the line is what
+    the swept setting trades; the shaded corner is where both goals are met.
+    """
+    fig, ax = plt.subplots(figsize=(7, 5))
+    finite = {p: xy for p, xy in points.items() if all(math.isfinite(v) and v > 0 for v in xy)}
+    sweep = [xy for p, xy in finite.items() if p.startswith("router[")]
+    if len(sweep) > 1:
+        ax.plot([x for x, _ in sweep], [y for _, y in sweep], "-", color="C3", alpha=0.6, zorder=2)
+    for j, (policy, (x, y)) in enumerate(finite.items()):
+        color = "C3" if policy.startswith("router") else f"C{j % 10}"
+        ax.scatter([x], [y], color=color, s=14 if policy.startswith("router[") else 40, zorder=3)
+        ax.annotate(_short(policy), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
+    ax.fill_between([1e-3, ALL_TASK_GOAL], 1e-3, TOP_EV_GOAL, color="C2", alpha=0.12, label="both goals met")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    xs = [x for x, _ in finite.values()] + [ALL_TASK_GOAL]
+    ys = [y for _, y in finite.values()] + [TOP_EV_GOAL]
+    ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
+    ax.set_ylim(min(ys) / 1.5, max(ys) * 1.5)
+    ax.set_xlabel("all-task wait p95 / fifo-capable's (median over scenarios)", fontsize=8)
+    ax.set_ylabel("top-EV-decile wait p95 / fifo-capable's", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    try:
+        prepare_parent(path)
+        fig.savefig(path, dpi=110, format=image_format(path))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        plt.close(fig)

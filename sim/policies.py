@@ -19,6 +19,12 @@ from sim.fleet import SlotSpec
 from sim.workload import SimTask
 
 POLICIES = ("fifo", "fifo-capable", "cheapest", "router", "premium")
+# Not a policy but a bound: the run's final top EV decile (known in hindsight) replayed alone, every
+# other task removed, in arrival order, each on a free capable slot of the lowest tier (keeping higher
+# tiers for the tasks that need them). Any order that also serves the other 90% holds slots those
+# tasks could have had, so its top-EV p95 is what the reports compare the router's with where the
+# goal is out of reach. Only its top-EV figures mean anything: the other tasks count as unroutable.
+ORACLE = "oracle-top-ev"
 # the simulated slots send no heartbeats, so the router must never judge one stale
 NEVER_STALE_S = 1e12
 
@@ -26,6 +32,7 @@ NEVER_STALE_S = 1e12
 class Dispatcher(Protocol):
     name: str
     unroutable: list[str]
+    first_eta: dict[str, tuple[int, float]]  # task id -> (when it first awaited, ETA then in s)
 
     def begin(self, batch: int, now_ms: int) -> None: ...
     def register(self, slot: SlotSpec, now_ms: int) -> None: ...
@@ -36,16 +43,21 @@ class Dispatcher(Protocol):
 
 
 Allowed = Callable[[SimTask], tuple[str, ...]]
+Eta = Callable[[Router, str, int], float | None]  # (router, task id, now ms) -> ETA in s, or None
+Prefer = Callable[[str], int]  # model -> rank among free models (lower first); ties: longest free
 
 
 class QueueDispatcher:
-    """Arrival order. A task may start on a free slot of its allowed models (the longest-free one);
-    a task with no free allowed slot waits without holding back later tasks that have one."""
+    """Arrival order. A task may start on a free slot of its allowed models (the longest-free one, or
+    of the model `prefer` ranks first); a task with no free allowed slot waits without holding back
+    later tasks that have one."""
 
-    def __init__(self, name: str, allowed: Allowed) -> None:
+    def __init__(self, name: str, allowed: Allowed, prefer: Prefer | None = None) -> None:
         self.name = name
         self.allowed = allowed
+        self.prefer = prefer
         self.unroutable: list[str] = []
+        self.first_eta: dict[str, tuple[int, float]] = {}  # the baselines give no ETA
         self._free: dict[str, list[tuple[int, str]]] = {}  # model -> heap of (free since ms, slot id)
         self._queues: dict[tuple[str, ...], deque[tuple[int, SimTask]]] = {}
         self._seq = 0
@@ -80,19 +92,27 @@ class QueueDispatcher:
             if best is None:
                 return started
             _, task = self._queues[best[1]].popleft()
-            model = min((m for m in best[1] if self._free.get(m)), key=lambda m: self._free[m][0])
+            model = min((m for m in best[1] if self._free.get(m)), key=self._slot_order)
             _, slot_id = heapq.heappop(self._free[model])
             started.append((task.task_id, slot_id))
+
+    def _slot_order(self, model: str) -> tuple[int, int, str]:
+        free_since, slot_id = self._free[model][0]
+        return (0 if self.prefer is None else self.prefer(model), free_since, slot_id)
 
 
 class RouterDispatcher:
     """The router's own engine (POLICY.md), fed the same events the worker would read from Redis."""
 
-    def __init__(self, catalog: Catalog, *, name: str = "router", config: RouterConfig | None = None) -> None:
+    def __init__(
+        self, catalog: Catalog, *, name: str = "router", config: RouterConfig | None = None, eta: Eta | None = None
+    ) -> None:
         self.name = name
+        self.eta = eta or eta_at_await
         settings = replace(config or RouterConfig(), stale_after_s=NEVER_STALE_S)
         self.router = Router(catalog, config=settings)
         self.unroutable: list[str] = []
+        self.first_eta: dict[str, tuple[int, float]] = {}
         self._events = 0
 
     def _event_id(self, now_ms: int) -> str:
@@ -126,7 +146,25 @@ class RouterDispatcher:
                 started.append((decision.task.task_id, decision.chosen.slot_id))
             elif decision.outcome is Outcome.UNROUTABLE:
                 self.unroutable.append(decision.task.task_id)
+            elif decision.outcome is Outcome.AWAIT_SLOT and decision.task.task_id not in self.first_eta:
+                eta = self.eta(self.router, decision.task.task_id, now_ms)
+                if eta is not None:
+                    self.first_eta[decision.task.task_id] = (now_ms, eta)
         return started
+
+
+def eta_at_await(router: Router, task_id: str, now_ms: int) -> float | None:
+    """The router's ETA for a waiting task in seconds, or None while the router gives none.
+
+    `Router.queue_place` (issue 16's ETA API) is looked up by name so the calibration metric works as
+    soon as the router has it and reads "no ETA" before.
+    """
+    queue_place = getattr(router, "queue_place", None)
+    if queue_place is None:
+        return None
+    place = queue_place(task_id, now_ms)
+    eta = getattr(place, "eta_s", None)
+    return None if eta is None else float(eta)
 
 
 def to_router_task(task: SimTask) -> Task:
@@ -143,8 +181,11 @@ def to_router_task(task: SimTask) -> Task:
     )
 
 
-def make_policy(name: str, catalog: Catalog, *, config: RouterConfig | None = None) -> Dispatcher:
-    """A fresh dispatcher by name; "router" takes an optional RouterConfig (its settings under test)."""
+def make_policy(
+    name: str, catalog: Catalog, *, config: RouterConfig | None = None, top_ev: float | None = None
+) -> Dispatcher:
+    """A fresh dispatcher by name; "router" takes an optional RouterConfig (its settings under test),
+    the oracle the run's top-decile EV threshold (tasks with EV >= it start first)."""
     everything = tuple(sorted(catalog.models))
     premium = tuple(sorted(m.model_id for m in catalog.models.values() if m.is_premium))
 
@@ -169,6 +210,15 @@ def make_policy(name: str, catalog: Catalog, *, config: RouterConfig | None = No
         return QueueDispatcher(name, cheapest)
     if name == "premium":
         return QueueDispatcher(name, lambda task: premium)
+    if name == ORACLE:
+        if top_ev is None:
+            raise ValueError(f"{ORACLE} needs the run's top-decile EV threshold")
+        threshold = top_ev
+        return QueueDispatcher(
+            name,
+            lambda task: rateable(task) if task.ev >= threshold else (),
+            prefer=lambda model: catalog.models[model].tier,
+        )
     if name == "router" or name.startswith("router"):
         return RouterDispatcher(catalog, name=name, config=config)
     raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}")

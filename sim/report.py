@@ -29,11 +29,12 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("premium_only_wait_p95_s", "prem-only p95 s", "{:.0f}"),
     ("completed", "completed", "{}"),
     ("makespan_s", "makespan s", "{:.0f}"),
+    ("eta_mape", "ETA error", "{:.0%}"),
 )
 
 
 def table(metrics: Sequence[Metrics], *, markdown: bool = False) -> str:
-    rows = [[fmt.format(getattr(m, key)) for key, _, fmt in COLUMNS] for m in metrics]
+    rows = [[_format(getattr(m, key), fmt) for key, _, fmt in COLUMNS] for m in metrics]
     heads = [head for _, head, _ in COLUMNS]
     if markdown:
         lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
@@ -42,6 +43,12 @@ def table(metrics: Sequence[Metrics], *, markdown: bool = False) -> str:
     out = ["  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
     out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(out)
+
+
+def _format(value: Any, fmt: str) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"  # a figure the policy does not give (an ETA from a baseline)
+    return fmt.format(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +107,7 @@ def scenario_json(result: ScenarioResult, *, settings: dict[str, Any] | None = N
     return {
         "trace": result.trace,
         "fleet": result.fleet,
+        "load_model": result.load_model,
         "seed": result.seed,
         "offered_load": result.offered_load,
         "tasks": result.tasks,

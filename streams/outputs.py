@@ -127,3 +127,5 @@ def add_ledger_changes(step: AtomicStep, state: StateKeys, changes: LedgerChange
         step.rpush_capped(state.ev_window, repr(ev), keep=ev_window)
     for key, value in changes.utilisation.items():
         step.hset(state.utilisation, key, repr(value))
+    for key, doc in changes.rates.items():
+        step.hset(state.rates, key, encode(doc))

@@ -427,6 +427,7 @@ class RoutingWorker:
             assigned={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.assigned).items()},
             ev_values=[float(v) for v in self.r.lrange(self.state.ev_window, 0, -1)],
             utilisation={as_text(k): float(v) for k, v in self.r.hgetall(self.state.utilisation).items()},
+            rates={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.rates).items()},
         )
         log.info("ledger restored", **router.stats(int(self.clock() * 1000)))
         return router

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
@@ -97,30 +96,6 @@ def assert_assignments_booked(h: Harness, effects: list[Effect]) -> None:
                 f"{rec.state.value} with {rec.task_id}"
             )
             assert d.task.task_id not in h.router.waiting, f"{d.task.task_id} assigned yet still waiting"
-
-
-# 1 --------------------------------------------------------------------------------------------
-
-
-def test_extreme_ev_values_make_p50_nan_and_announce_wait_assigns_without_booking() -> None:
-    """Valid protocol input (`ev` is any number) with +-1.7e308 makes P50 NaN (inf * 0). The index
-    then refuses premium (ev >= nan is False) while route() allows it (ev < nan is False): the
-    'await_slot' announcement comes back ASSIGNED, is published, but never books the slot."""
-    h = Harness(load_catalog())
-    big = 1.7e308
-    # unroutable tasks still feed the EV window
-    h.batch(*[pending(f"x{i}", 50, {"no-such-cap": 1}, ev=ev) for i, ev in enumerate((-big, -big, big))])
-    assert h.router.ev_window.p50 is None or not math.isnan(h.router.ev_window.p50), "P50 is NaN"
-
-
-def test_extreme_ev_nan_p50_double_books_a_premium_slot() -> None:
-    # ageing off (a supported config) takes the index's _first_normal path
-    h = Harness(load_catalog(), age_s_per_priority_point=0.0, ev_priority_points=0.0)
-    big = 1.7e308
-    h.batch(*[pending(f"x{i}", 50, {"no-such-cap": 1}, ev=-big) for i in range(2)])
-    # t1's own EV makes the window [-big, -big, big]: P50 = nan, P90 = inf
-    effects = h.batch(free("o1", "opus"), pending("t1", 50, ev=big))
-    assert_assignments_booked(h, effects)
 
 
 # 2 --------------------------------------------------------------------------------------------

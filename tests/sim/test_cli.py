@@ -36,6 +36,27 @@ def test_simulate_writes_table_json_and_plot(tmp_path: Path, capsys: pytest.Capt
     assert out_png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_load_models_and_loads_repeat(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_json = tmp_path / "sim.json"
+    args = ["--load-model", "sessions", "--load-model", "calls", "--load", "0.5", "--load", "0.9"]
+    assert simulate(*args, "--policies", "fifo-capable,router", "--json", str(out_json)) == 0
+    doc = json.loads(out_json.read_text())
+    assert [(s["load_model"], s["offered_load"]) for s in doc["scenarios"]] == [
+        ("sessions", 0.5),
+        ("sessions", 0.9),
+        ("calls", 0.5),
+        ("calls", 0.9),
+    ]
+    assert "load model calls, offered load 0.9" in capsys.readouterr().out
+
+
+def test_unknown_load_model_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        simulate("--load-model", "batch")
+    assert exited.value.code == 2
+    assert "invalid choice: 'batch'" in capsys.readouterr().err
+
+
 def test_unknown_router_setting_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--limit", "10", "--set", "no_such=1"]) == 2
     assert "no_such" in capsys.readouterr().err
