@@ -44,7 +44,7 @@ def add_effects(step: AtomicStep, keys: Keys, effects: list[Effect], *, caps: St
 
 
 def _decision(step: AtomicStep, keys: Keys, decision: Decision, *, caps: StreamCaps, dry_run: bool) -> None:
-    step.xadd(keys.decisions, encode(decision.to_record()), maxlen=caps.decisions)
+    step.xadd(keys.decisions, encode(decision_record(decision)), maxlen=caps.decisions)
     if dry_run:
         return
     step.xadd(keys.status, encode(status_message(decision)), maxlen=caps.status)
@@ -63,7 +63,24 @@ def status_message(decision: Decision) -> dict[str, Any]:
     if decision.chosen is not None:
         doc["slot_id"] = decision.chosen.slot_id
         doc["model"] = decision.chosen.model
+    _add_queue_place(doc, decision)
     return doc
+
+
+def decision_record(decision: Decision) -> dict[str, Any]:
+    """The decision record of PROTOCOL.md, with an await_slot decision's queue place."""
+    record = decision.to_record()
+    _add_queue_place(record, decision)
+    return record
+
+
+def _add_queue_place(doc: dict[str, Any], decision: Decision) -> None:
+    """`position` and `eta_s` (PROTOCOL.md v1.1, optional fields) of a task that starts waiting, as
+    of that moment; `eta_s` is null while the router has not yet measured how fast its slots free."""
+    place = decision.queue_place
+    if place is not None:
+        doc["position"] = place.position
+        doc["eta_s"] = place.eta_s
 
 
 def assignment_message(decision: Decision) -> dict[str, Any]:

@@ -7,28 +7,29 @@ import argparse
 import re
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import redis
 from alembic.util import CommandError
 from rich.console import Console
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
+from dashboard.queue import QueueView, snapshot_loader
+from dashboard.tasks import describe, task_status
+from router.catalog import load_catalog
 from router.errors import RouterError
 from store import explain as explaining
 from store import jobs
 from store.db import make_engine
 from store.migrate import current_revision, head_revision, upgrade
-from store.queries import decisions_for_task, list_decisions
+from store.queries import list_decisions
 from streams.codec import as_text, decode, entry_data
 from streams.connection import mask_url
-from streams.keys import RECORDER_GROUP, Keys
+from streams.keys import Keys
 from worker.commands.argtypes import positive_count, positive_number_up_to, stream_id
-from worker.commands.common import add_connection_options, redis_from, settings_from
+from worker.commands.common import add_connection_options, redis_from, router_config, settings_from
 from worker.logs import configure
 from worker.recorder import Recorder
 
@@ -194,25 +195,24 @@ def run_explain(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     r = redis_from(settings)
     keys = Keys(settings.prefix)
-    stored: list[dict[str, Any]] = []
-    warning = None
     engine = make_engine(settings.database_url)
     try:
-        stored = [d.to_record() for d in decisions_for_task(engine, args.task_id)]
-        start = _unrecorded_start(r, keys)
-    except SQLAlchemyError as exc:
-        warning = f"decision store unavailable ({_short(exc)}); showing the decisions stream only"
-        start = "-"
+        records, warning = explaining.decisions_about(engine, r, keys, args.task_id)
     finally:
         engine.dispose()
-    streamed = [doc for doc in _stream_records(r, keys.decisions, start) if doc.get("task_id") == args.task_id]
-    records = explaining.merge(stored, streamed)
+    catalog = load_catalog(settings.catalog_path)
+    view = QueueView(snapshot_loader(r, keys, catalog, router_config(settings)))
+    status = task_status(r, keys, args.task_id, records, view)
     if args.json:
-        sys.stdout.buffer.write(orjson.dumps({"task_id": args.task_id, "decisions": records}) + b"\n")
+        now = status.to_json() if status else {"state": "unknown"}
+        now.pop("last_decision", None)  # it is the last of `decisions`
+        sys.stdout.buffer.write(orjson.dumps({**now, "task_id": args.task_id, "decisions": records}) + b"\n")
         return 0
     console = Console(highlight=False)
     if warning:
         console.print(Text(warning, style="yellow"))
+    if status is not None:
+        console.print(Text(describe(status), style="bold"))
     console.print(explaining.render(args.task_id, records))
     return 0 if records else 1
 
@@ -330,23 +330,6 @@ def run_rq_worker(args: argparse.Namespace) -> int:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _unrecorded_start(r: redis.Redis, keys: Keys) -> str:
-    """Where in the decisions stream the records not yet in SQL may start: the recorder group's
-    oldest pending entry, else the entry after the last one it read; the whole stream when no
-    recorder has run yet."""
-    try:
-        groups: Any = r.xinfo_groups(keys.decisions)
-    except redis.ResponseError:
-        return "-"
-    group = next((g for g in groups if as_text(g["name"]) == RECORDER_GROUP), None)
-    if group is None:
-        return "-"
-    pending: Any = r.xpending(keys.decisions, RECORDER_GROUP)
-    if pending and pending.get("pending"):
-        return as_text(pending["min"])
-    return "(" + as_text(group["last-delivered-id"])
-
-
 def _dead_letter(data: bytes | None) -> dict[str, Any]:
     """The dead letter's document; anything but a JSON object shows as unreadable with its raw text."""
     try:
@@ -356,22 +339,6 @@ def _dead_letter(data: bytes | None) -> dict[str, Any]:
     if isinstance(doc, dict):
         return doc
     return {"raw": data.decode(errors="replace") if data else None, "error": "unreadable dead letter"}
-
-
-def _stream_records(r: redis.Redis, key: str, start: str) -> Iterator[dict[str, Any]]:
-    while True:
-        entries: Any = r.xrange(key, min=start, max="+", count=1000)
-        for entry_id, fields in entries:
-            data = entry_data(fields or {})
-            try:
-                doc = decode(data) if data is not None else None
-            except ValueError:
-                doc = None
-            if isinstance(doc, dict):
-                yield doc
-            start = "(" + as_text(entry_id)
-        if len(entries) < 1000:
-            return
 
 
 def _wait_for(job: Any, seconds: float) -> Any:

@@ -14,7 +14,7 @@ from dashboard.db import read_only_engine
 from router.catalog import load_catalog
 from streams.connection import connect
 from worker.commands.argtypes import int_between, port
-from worker.commands.common import add_connection_options, settings_from
+from worker.commands.common import add_connection_options, router_config, settings_from
 from worker.logs import configure
 from worker.settings import Settings
 
@@ -60,5 +60,6 @@ def build_app(settings: Settings, *, refresh_s: int = DEFAULT_REFRESH_S) -> Star
         catalog=load_catalog(settings.catalog_path),
         prefix=settings.prefix,
         refresh_s=max(1, refresh_s),
+        router_config=router_config(settings),
     )
     return app
