@@ -114,6 +114,7 @@ def create_app(
             live=live,
             live_error=live_error,
             places=queue.places if queue else {},
+            places_at_ms=queue.at_ms if queue else None,
             queue_error=queue_error,
             window=window,
             windows=list(WINDOWS),
@@ -147,7 +148,7 @@ def create_app(
             return JSONResponse({"error": str(exc)}, status_code=400)
         try:
             decisions, warning = decisions_about(dash.engine, dash.redis, dash.keys, task_id)
-            status = task_status(dash.redis, dash.keys, task_id, decisions, dash.queue)
+            status = task_status(dash.redis, dash.keys, task_id, decisions, dash.queue.place)
         except redis.RedisError:
             return JSONResponse({"error": "Redis does not answer: the task's state is unknown"}, status_code=503)
         if status is None:

@@ -4,7 +4,7 @@ decisions about it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +13,7 @@ from urllib.parse import unquote_to_bytes
 import redis
 
 from dashboard.format import eta, utc
-from dashboard.queue import QueueUnavailable, QueueView
+from dashboard.queue import QueueUnavailable
 from router.values import QueuePlace
 from streams.codec import decode
 from streams.keys import Keys
@@ -72,8 +72,11 @@ class TaskStatus:
         }
 
 
+PlaceOf = Callable[[str], QueuePlace | None]  # a waiting task's place (raises QueueUnavailable)
+
+
 def task_status(
-    r: redis.Redis, keys: Keys, task_id: str, decisions: Sequence[Mapping[str, Any]], view: QueueView
+    r: redis.Redis, keys: Keys, task_id: str, decisions: Sequence[Mapping[str, Any]], place_of: PlaceOf
 ) -> TaskStatus | None:
     """The task's state now; None when neither the ledger nor any decision knows it."""
     state = keys.state(dry_run=False)
@@ -83,7 +86,7 @@ def task_status(
     waiting_raw, assigned_raw = pipe.execute()
     last = decisions[-1] if decisions else None
     if waiting_raw is not None:
-        return _waiting(task_id, _doc(waiting_raw), last, view)
+        return _waiting(task_id, _doc(waiting_raw), last, place_of)
     if assigned_raw is not None:
         slot_id = _doc(assigned_raw).get("slot_id")
         return _status(task_id, "assigned", last, slot_id=slot_id if isinstance(slot_id, str) else None)
@@ -94,11 +97,11 @@ def task_status(
     return _status(task_id, _STATE_AFTER.get(outcome, outcome), last, slot_id=slot_id)
 
 
-def _waiting(task_id: str, doc: Mapping[str, Any], last: Mapping[str, Any] | None, view: QueueView) -> TaskStatus:
+def _waiting(task_id: str, doc: Mapping[str, Any], last: Mapping[str, Any] | None, place_of: PlaceOf) -> TaskStatus:
     since = doc.get("since_ms")
     place, error = None, None
     try:
-        place = view.place(task_id)
+        place = place_of(task_id)
     except QueueUnavailable as exc:
         error = str(exc)
     if place is None and error is None:

@@ -7,6 +7,7 @@ import argparse
 import re
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
-from dashboard.queue import QueueView, snapshot_loader
+from dashboard.queue import one_place, snapshot_loader
 from dashboard.tasks import describe, task_status
 from router.catalog import load_catalog
 from router.errors import RouterError
@@ -200,9 +201,10 @@ def run_explain(args: argparse.Namespace) -> int:
         records, warning = explaining.decisions_about(engine, r, keys, args.task_id)
     finally:
         engine.dispose()
-    catalog = load_catalog(settings.catalog_path)
-    view = QueueView(snapshot_loader(r, keys, catalog, router_config(settings)))
-    status = task_status(r, keys, args.task_id, records, view)
+    load = snapshot_loader(r, keys, load_catalog(settings.catalog_path), router_config(settings))
+    status = task_status(
+        r, keys, args.task_id, records, lambda task_id: one_place(load, task_id, int(time.time() * 1000))
+    )
     if args.json:
         now = status.to_json() if status else {"state": "unknown"}
         now.pop("last_decision", None)  # it is the last of `decisions`
