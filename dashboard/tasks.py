@@ -52,11 +52,11 @@ def checked_task_id(task_id: str) -> str:
 class TaskStatus:
     task_id: str
     state: str  # waiting | assigned | unroutable | cancelled | the last decision's outcome
-    place: QueuePlace | None  # waiting, and placed by the queue view
-    waiting_since_ms: int | None
-    slot_id: str | None
     last_decision: Mapping[str, Any] | None
-    queue_error: str | None  # why a waiting task's position is unknown, if it is
+    slot_id: str | None = None  # assigned: its slot
+    place: QueuePlace | None = None  # waiting, and placed by the queue view
+    waiting_since_ms: int | None = None
+    queue_error: str | None = None  # why a waiting task's position is unknown, if it is
 
     def to_json(self) -> dict[str, Any]:
         place = self.place
@@ -89,12 +89,14 @@ def task_status(
         return _waiting(task_id, _doc(waiting_raw), last, place_of)
     if assigned_raw is not None:
         slot_id = _doc(assigned_raw).get("slot_id")
-        return _status(task_id, "assigned", last, slot_id=slot_id if isinstance(slot_id, str) else None)
+        return TaskStatus(
+            task_id=task_id, state="assigned", last_decision=last, slot_id=slot_id if isinstance(slot_id, str) else None
+        )
     if last is None:
         return None
     outcome = str(last.get("outcome"))
     slot_id = last.get("chosen_slot_id") if outcome == "assigned" else None
-    return _status(task_id, _STATE_AFTER.get(outcome, outcome), last, slot_id=slot_id)
+    return TaskStatus(task_id=task_id, state=_STATE_AFTER.get(outcome, outcome), last_decision=last, slot_id=slot_id)
 
 
 def _waiting(task_id: str, doc: Mapping[str, Any], last: Mapping[str, Any] | None, place_of: PlaceOf) -> TaskStatus:
@@ -106,26 +108,15 @@ def _waiting(task_id: str, doc: Mapping[str, Any], last: Mapping[str, Any] | Non
         error = str(exc)
     if place is None and error is None:
         error = "it started waiting after the last reading of the queue; ask again in a second"
+    if place is not None:
+        since = place.waiting_since_ms
     return TaskStatus(
         task_id=task_id,
         state="waiting",
+        last_decision=last,
         place=place,
-        waiting_since_ms=place.waiting_since_ms if place else since if isinstance(since, int) else None,
-        slot_id=None,
-        last_decision=last,
+        waiting_since_ms=since if isinstance(since, int) else None,
         queue_error=error,
-    )
-
-
-def _status(task_id: str, state: str, last: Mapping[str, Any] | None, *, slot_id: str | None) -> TaskStatus:
-    return TaskStatus(
-        task_id=task_id,
-        state=state,
-        place=None,
-        waiting_since_ms=None,
-        slot_id=slot_id,
-        last_decision=last,
-        queue_error=None,
     )
 
 
