@@ -5,17 +5,19 @@ stand ahead of it in matching order. The tasks of one group (one set of usable m
 sorted orders (router/waiting.py), so the count in a group is a few positional bisections, and
 one task's position costs O(groups x (priority levels + log n)), never a scan of the queue.
 
-The ETA is position / (the rate at which those models' slots free up, from the measured mean
-service times, router/service_rates.py), times a correction the router measures itself: tasks
-that arrive later and go ahead make a plain estimate short, so each assigned task's real wait
-against its first estimate teaches the ratio.
+The ETA counts slot turns: each competing task ahead weighs the share of its group's service
+that the task's own models give (a task ahead that other models can serve takes one of ours only
+that often), plus one for the task itself; divided by the rate at which the task's models' slots
+free up (from the measured mean service times, router/service_rates.py), and times a correction
+the router measures itself: tasks that arrive later and go ahead make a plain estimate short, so
+each assigned task's real wait against its first estimate teaches the ratio. "Its models" are the
+ones it may use now: a task the premium block holds back counts neither premium slots nor the
+tasks that only premium slots could serve.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from router.policy import is_ev_override
+from router.policy import is_ev_override, is_premium_blocked
 from router.service_rates import ServiceRates
 from router.slots import SlotLedger
 from router.sortedseq import SortedSeq
@@ -23,55 +25,98 @@ from router.values import QueuePlace
 from router.waiting import Entry, Group, Standing, WaitingIndex, WaitingTask
 
 
-def position(index: WaitingIndex, w: WaitingTask, *, p90: float | None) -> int:
-    """1-based place of `w` among the waiting tasks competing for any model it may use."""
-    standing = index.standing(w, p90=p90)
-    ahead = 0
-    for models, group in index.groups.items():
-        if models & w.models:
-            ahead += _ahead_in(group, w, standing, index.sole_tier_first, p90)
-    return ahead + 1
+class FleetRates:
+    """How fast any set of models frees up now: live slot counts per model, read once."""
 
+    __slots__ = ("_cache", "_rates", "_slots")
 
-def positions(index: WaitingIndex, *, p90: float | None) -> dict[str, int]:
-    """Every waiting task's position, from one sort of the queue (O(n log n + n x groups))."""
-    standings = sorted(index.tasks.values(), key=lambda w: index.standing(w, p90=p90), reverse=True)
-    competing = {g: [h for h in index.groups if h & g] for g in index.groups}
-    served: dict[frozenset[str], int] = dict.fromkeys(index.groups, 0)
-    out: dict[str, int] = {}
-    for w in standings:
-        out[w.task.task_id] = 1 + sum(served[h] for h in competing[w.models])
-        served[w.models] += 1
-    return out
-
-
-def serving_rate(rates: ServiceRates, ledger: SlotLedger, models: Iterable[str], now_ms: int) -> float | None:
-    """Completions per second of these models' slots that may take work: busy ones and live free
-    ones (gone and silent slots free nothing up)."""
-    wanted = set(models)
-    slots: dict[str, int] = {}
-    for key, pool in ledger.pools.items():
-        model = key[0]
-        if model in wanted:
+    def __init__(self, rates: ServiceRates, ledger: SlotLedger, now_ms: int) -> None:
+        self._rates = rates
+        self._slots: dict[str, int] = {}
+        for key, pool in ledger.pools.items():
+            # busy slots and live free ones take work; gone and silent ones free nothing up
             live = len(pool.busy) + len(pool.free) - ledger.stale_free_count(key, now_ms)
-            slots[model] = slots.get(model, 0) + live
-    return rates.completions_per_s(slots)
+            self._slots[key[0]] = self._slots.get(key[0], 0) + live
+        self._cache: dict[frozenset[str], float | None] = {}
+
+    def rate(self, models: frozenset[str]) -> float | None:
+        """Completions per second of these models' slots (None: none of them measured yet)."""
+        if models not in self._cache:
+            self._cache[models] = self._rates.completions_per_s({m: self._slots.get(m, 0) for m in models})
+        return self._cache[models]
+
+    def share(self, models: frozenset[str], usable: frozenset[str]) -> float:
+        """The part of a competing group's service that `usable` models give: the chance that a
+        task of that group ahead takes one of these models' slots rather than another's."""
+        whole = self.rate(models)
+        if whole is None or whole <= 0:
+            return 1.0
+        return (self.rate(models & usable) or 0.0) / whole
+
+
+def usable_models(w: WaitingTask, premium_models: frozenset[str], p50: float | None) -> frozenset[str]:
+    """The models the task may use now: its rateable ones, less premium while policy blocks it."""
+    if is_premium_blocked(w.task, ev=w.ev, p50=p50, min_tier=w.min_tier):
+        return w.models - premium_models
+    return w.models
 
 
 def queue_place(
-    index: WaitingIndex, rates: ServiceRates, ledger: SlotLedger, w: WaitingTask, *, p90: float | None, now_ms: int
-) -> tuple[QueuePlace, float | None]:
-    """The task's QueuePlace, and the uncorrected estimate its ETA is based on (what the
-    correction learns from once the task is assigned)."""
-    rate = serving_rate(rates, ledger, w.models, now_ms)
-    return place_at(w, position(index, w, p90=p90), rate, rates.correction)
+    index: WaitingIndex,
+    fleet: FleetRates,
+    w: WaitingTask,
+    *,
+    usable: frozenset[str],
+    p90: float | None,
+    correction: float,
+) -> tuple[QueuePlace, float | None, float | None]:
+    """The task's QueuePlace, the uncorrected estimate its ETA is based on and one slot turn of
+    its models (what the correction learns from once the task is assigned), in seconds.
+    O(groups x (levels + log n))."""
+    standing = index.standing(w, p90=p90)
+    ahead, expected = 0, 0.0
+    for models, group in index.groups.items():
+        if models & usable:
+            count = _ahead_in(group, w, standing, index.sole_tier_first, p90)
+            ahead += count
+            expected += count * fleet.share(models, usable) if count else 0.0
+    return _place(w, ahead + 1, expected + 1.0, fleet.rate(usable), correction)
 
 
-def place_at(w: WaitingTask, place: int, rate: float | None, correction: float) -> tuple[QueuePlace, float | None]:
-    """`place` slot turns of the task's models at `rate` completions per second, corrected."""
-    estimate = None if rate is None or rate <= 0 else place / rate
+def _place(
+    w: WaitingTask, position: int, turns: float, rate: float | None, correction: float
+) -> tuple[QueuePlace, float | None, float | None]:
+    """`turns` slot turns of the usable models at `rate` completions per second, corrected."""
+    turn = None if rate is None or rate <= 0 else 1.0 / rate
+    estimate = None if turn is None else turns * turn
     eta = None if estimate is None else estimate * correction
-    return QueuePlace(position=place, eta_s=eta, waiting_since_ms=w.since_ms), estimate
+    return QueuePlace(position=position, eta_s=eta, waiting_since_ms=w.since_ms), estimate, turn
+
+
+def places(
+    index: WaitingIndex,
+    fleet: FleetRates,
+    *,
+    premium_models: frozenset[str],
+    p50: float | None,
+    p90: float | None,
+    correction: float,
+) -> dict[str, QueuePlace]:
+    """Every waiting task's QueuePlace, from one sort of the queue: O(n log n + n x groups)."""
+    ordered = sorted(index.tasks.values(), key=lambda w: index.standing(w, p90=p90), reverse=True)
+    served: dict[frozenset[str], int] = dict.fromkeys(index.groups, 0)
+    competing: dict[frozenset[str], list[tuple[frozenset[str], float]]] = {}
+    out: dict[str, QueuePlace] = {}
+    for w in ordered:
+        usable = usable_models(w, premium_models, p50)
+        rivals = competing.get(usable)
+        if rivals is None:
+            rivals = competing[usable] = [(g, fleet.share(g, usable)) for g in index.groups if g & usable]
+        ahead = sum(served[g] for g, _ in rivals)
+        expected = sum(served[g] * share for g, share in rivals)
+        out[w.task.task_id] = _place(w, ahead + 1, expected + 1.0, fleet.rate(usable), correction)[0]
+        served[w.models] += 1
+    return out
 
 
 # -- counting one group ------------------------------------------------------------------------
@@ -157,15 +202,3 @@ def ev_override_prefix(bucket: SortedSeq[Entry], p90: float | None) -> int:
     while i > 0 and not is_ev_override(-bucket[i - 1][0], p90):
         i -= 1
     return i
-
-
-def places(
-    index: WaitingIndex, rates: ServiceRates, ledger: SlotLedger, *, p90: float | None, now_ms: int
-) -> dict[str, QueuePlace]:
-    """Every waiting task's QueuePlace (the serving rate worked out once per group)."""
-    rate_of = {models: serving_rate(rates, ledger, models, now_ms) for models in index.groups}
-    out: dict[str, QueuePlace] = {}
-    for task_id, place in positions(index, p90=p90).items():
-        w = index.tasks[task_id]
-        out[task_id] = place_at(w, place, rate_of[w.models], rates.correction)[0]
-    return out

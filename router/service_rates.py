@@ -49,16 +49,25 @@ class ServiceRates:
         self._samples[model] = self._samples.get(model, 0) + 1
         self._dirty.add(_MODEL_PREFIX + model)
 
+    @property
+    def measured(self) -> bool:
+        """Some model's service time has been measured."""
+        return bool(self._mean_ms)
+
+    def overall_scale_ms(self) -> float | None:
+        """The mean of every measured model's service time (None until one is measured)."""
+        return self.scale_ms(self._mean_ms)
+
     def mean_ms(self, model: str) -> float | None:
         return self._mean_ms.get(model)
 
     def scale_ms(self, models: Iterable[str]) -> float | None:
         """The time scale of a task that these models may serve: the mean of their measured service
         times (None until one of them has been measured)."""
+        wanted = models if isinstance(models, (set, frozenset)) else set(models)
         total, count = 0.0, 0
-        for model in models:
-            mean = self._mean_ms.get(model)
-            if mean is not None:
+        for model, mean in self._mean_ms.items():  # in the order first measured: the same sum every time
+            if model in wanted:
                 total += mean
                 count += 1
         return total / count if count else None

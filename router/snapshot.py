@@ -38,12 +38,15 @@ def waiting_to_json(w: WaitingTask) -> dict[str, Any]:
         "models": sorted(w.models),
         "min_tier": w.min_tier,
         "await_decision_id": w.await_decision_id,
+        "ev_rank": w.ev_rank,
     }
     # left out while unknown, as a snapshot written before they existed has them
     if w.scale_ms is not None:
         doc["scale_ms"] = w.scale_ms
     if w.first_estimate_s is not None:
         doc["first_estimate_s"] = w.first_estimate_s
+    if w.first_turn_s is not None:
+        doc["first_turn_s"] = w.first_turn_s
     return doc
 
 
@@ -57,7 +60,9 @@ def waiting_from_json(doc: dict[str, Any]) -> WaitingTask:
         min_tier=int(doc["min_tier"]),
         await_decision_id=doc.get("await_decision_id"),
         scale_ms=_optional_float(doc.get("scale_ms")),
+        ev_rank=float(doc.get("ev_rank", 0.5)),
         first_estimate_s=_optional_float(doc.get("first_estimate_s")),
+        first_turn_s=_optional_float(doc.get("first_turn_s")),
     )
 
 

@@ -8,9 +8,10 @@ re-stated) then pick a prefix of a bucket, so the first task in matching order t
 given set of free models is found in O(priority levels), not O(waiting tasks).
 
 When the non-override order is scored (ageing, or EV points, or both; the default), a non-override
-task's place is its score, priority + EV x ev_points + waited / ageing step. The waiting term grows
-at the same rate for every task, so `since / step - priority - EV x ev_points` orders the tasks the
-same at every instant and one sorted list per group holds the scored order. The thresholds that
+task's place is its score, priority + EV rank x ev_points, plus K points for each time scale it has
+waited (its models' mean service time, fixed when it started waiting; see `order_key`). The waiting
+term grows at a fixed rate per task, so `since - scale x score / K` orders the tasks the same at
+every instant and one sorted list per group holds the scored order. The thresholds that
 move with the EV window are kept as subsets: the tasks above P90 (EV overrides, in override order)
 and those premium may serve under P50, each brought up to date only when asked, by moving the
 tasks whose EV lies between the old and the new threshold; there are no priority buckets then,
@@ -31,7 +32,7 @@ from router.sortedseq import SortedSeq
 from router.values import Task
 
 Entry = tuple[float, int, str]  # (-ev, arrival seq, task_id): ascending order = best first
-# (order key: since_ms / ageing step - priority - ev x ev_points, -ev, seq, task_id, priority):
+# (order key: since_ms - scale_ms x score / K, or -score with no ageing, -ev, seq, task_id, priority):
 # ascending order = best first in the scored order
 AgedEntry = tuple[float, float, int, str, int]
 # (-priority, -ev, arrival seq, task_id): ascending order = the override order among EV overrides
@@ -54,10 +55,14 @@ class WaitingTask:
     min_tier: int
     await_decision_id: str | None = None
     # the matching order's time scale for this task, fixed when it started waiting (None: nothing
-    # measured yet for its models); see order_key
+    # measured yet); see order_key
     scale_ms: float | None = None
-    # the uncorrected ETA given at its first await, from which the ETA correction learns
+    # where its EV stood in the EV window when it was filed, 0 (lowest) to 1 (highest)
+    ev_rank: float = 0.5
+    # the uncorrected ETA given at its first await, and one slot turn of its models then (the time
+    # between two of their slots freeing up): what the ETA correction learns from
     first_estimate_s: float | None = None
+    first_turn_s: float | None = None
 
     def __init__(
         self,
@@ -70,7 +75,9 @@ class WaitingTask:
         min_tier: int,
         await_decision_id: str | None = None,
         scale_ms: float | None = None,
+        ev_rank: float = 0.5,
         first_estimate_s: float | None = None,
+        first_turn_s: float | None = None,
     ) -> None:
         self.task = task
         self.ev = ev
@@ -80,7 +87,9 @@ class WaitingTask:
         self.min_tier = min_tier
         self.await_decision_id = await_decision_id
         self.scale_ms = scale_ms
+        self.ev_rank = ev_rank
         self.first_estimate_s = first_estimate_s
+        self.first_turn_s = first_turn_s
 
     @property
     def entry(self) -> Entry:
@@ -147,10 +156,9 @@ class Group:
     min_tier: int
     # every model that can serve these tasks is of one tier: a slot of that tier is their only way out
     sole_tier: bool = False
-    # ageing: waiting this long counts as one priority point (0: off). priority - waited / step
-    # orders tasks the same at every instant, so one sorted list holds the aged order.
-    age_ms_per_point: float = 0.0
-    # one unit of EV counts as this many priority points in the non-override order (0: off)
+    # ageing: waiting one time scale counts as this many priority points (0: off); see order_key
+    points_per_scale: float = 0.0
+    # going from the lowest EV of the window to the highest counts as this many priority points
     ev_points: float = 0.0
     normal_aged: SortedSeq[AgedEntry] = field(default_factory=SortedSeq)  # every normal AgedEntry, if scored
     # When scored: the normal entries a premium slot may serve under `premium_p50` (policy's
@@ -207,7 +215,7 @@ class Group:
     @property
     def scored(self) -> bool:
         """The non-override order is a score (ageing or EV points on): kept in normal_aged."""
-        return self.age_ms_per_point > 0 or self.ev_points > 0
+        return self.points_per_scale > 0 or self.ev_points > 0
 
     def _sync_premium(self, p50: float | None) -> SortedSeq[AgedEntry]:
         """premium_aged, made to hold exactly the entries premium may serve under `p50`."""
@@ -258,7 +266,7 @@ class Group:
         self.hot_p90 = p90
 
     def aged_entry(self, w: WaitingTask) -> AgedEntry:
-        key = order_key(w, age_ms_per_point=self.age_ms_per_point, ev_points=self.ev_points)
+        key = order_key(w, points_per_scale=self.points_per_scale, ev_points=self.ev_points)
         return (key, -w.ev, w.seq, w.task.task_id, w.task.priority)
 
     def first(self, *, p50: float | None, p90: float | None, premium_only: bool) -> tuple[Rank, str] | None:
@@ -336,11 +344,20 @@ class Group:
         return None
 
 
-def order_key(w: WaitingTask, *, age_ms_per_point: float, ev_points: float) -> float:
-    """A non-override task's place in the scored order, smaller first: minus its score at time 0.
-    The score at any instant is -key + now / step, the same shift for every task."""
-    waited = w.since_ms / age_ms_per_point if age_ms_per_point > 0 else 0.0
-    return waited - (w.task.priority + ev_points * w.ev)
+def order_key(w: WaitingTask, *, points_per_scale: float, ev_points: float) -> float:
+    """A non-override task's place in the scored order, smaller first.
+
+    Its score is priority + EV rank x ev_points; waiting one time scale (`w.scale_ms`: the mean
+    service time of its models, as measured when it started waiting) adds `points_per_scale`
+    points. The task's score at `now` is (now - key) x K / scale, so the key is the instant its
+    score would have been 0: since - scale x score / K. With every scale fixed per task a task's
+    place never changes while it waits, and one sorted list holds the order. Before anything has
+    been measured (no scale) there is no ageing: the key is minus the score. The index never mixes
+    the two: every waiting task is given a scale the moment the first one is measured."""
+    score = w.task.priority + ev_points * w.ev_rank
+    if points_per_scale > 0 and w.scale_ms is not None:
+        return w.since_ms - w.scale_ms * score / points_per_scale
+    return -score
 
 
 def _hot(aged: AgedEntry) -> HotEntry:
@@ -358,17 +375,18 @@ class WaitingIndex:
     other task that may use the same free slots, because every other contender could be served
     elsewhere. Off, or without `tiers`, the order is override, priority, EV, arrival.
 
-    `age_s_per_point` > 0 ages non-override tasks: each that many seconds of waiting counts as one
-    more priority point, so a long wait eventually beats a higher priority. `ev_points` > 0 adds
-    EV x ev_points to a non-override task's priority in the order, so a task worth more (for its
-    priority) goes earlier. Override tasks keep their place ahead of all others."""
+    `points_per_scale` > 0 ages non-override tasks: waiting one time scale (the mean service time
+    of the task's models) counts as that many more priority points, so a long wait eventually
+    beats a higher priority. `ev_points` > 0 adds EV rank x ev_points to a non-override task's
+    priority in the order, so a task worth more (for its priority) goes earlier. Override tasks
+    keep their place ahead of all others."""
 
     def __init__(
         self,
         *,
         tiers: Mapping[str, int] | None = None,
         sole_tier_first: bool = False,
-        age_s_per_point: float = 0.0,
+        points_per_scale: float = 0.0,
         ev_points: float = 0.0,
     ) -> None:
         self.tasks: dict[str, WaitingTask] = {}
@@ -376,7 +394,7 @@ class WaitingIndex:
         self._next_seq = 0
         self._tiers = dict(tiers or {})
         self.sole_tier_first = sole_tier_first and bool(self._tiers)
-        self._age_ms_per_point = max(0.0, age_s_per_point * 1000)
+        self._points_per_scale = max(0.0, points_per_scale)
         self._ev_points = max(0.0, ev_points)
 
     def __len__(self) -> int:
@@ -405,10 +423,23 @@ class WaitingIndex:
                 models=w.models,
                 min_tier=w.min_tier,
                 sole_tier=sole,
-                age_ms_per_point=self._age_ms_per_point,
+                points_per_scale=self._points_per_scale,
                 ev_points=self._ev_points,
             )
         group.add(w)
+
+    def give_scales(self, scale_of: Callable[[frozenset[str]], float | None]) -> list[WaitingTask]:
+        """Give each waiting task that has no time scale yet its models' scale (the first service
+        time was just measured), filed again under its new place; returns the tasks changed."""
+        changed = []
+        for w in [w for w in self.tasks.values() if w.scale_ms is None]:
+            scale = scale_of(w.models)
+            if scale is not None:
+                self.remove(w.task.task_id)
+                w.scale_ms = scale
+                self.add(w)
+                changed.append(w)
+        return changed
 
     def remove(self, task_id: str) -> WaitingTask | None:
         w = self.tasks.pop(task_id, None)
@@ -431,7 +462,7 @@ class WaitingIndex:
             found = group.first(p50=p50, p90=p90, premium_only=usable <= premium_models)
             if found is None:
                 continue
-            if (self._age_ms_per_point > 0 or self._ev_points > 0) and not found[0][0]:
+            if (self._points_per_scale > 0 or self._ev_points > 0) and not found[0][0]:
                 found = (self._aged_rank(self.tasks[found[1]]), found[1])  # one scale for every group
             key = (self.sole_tier_first and group.sole_tier, found[0], found[1])
             if best is None or key[:2] > best[:2]:
@@ -439,7 +470,7 @@ class WaitingIndex:
         return None if best is None else self.tasks[best[2]]
 
     def _aged_rank(self, w: WaitingTask) -> Rank:
-        key = order_key(w, age_ms_per_point=self._age_ms_per_point, ev_points=self._ev_points)
+        key = order_key(w, points_per_scale=self._points_per_scale, ev_points=self._ev_points)
         return (False, -key, w.ev, -w.seq)
 
     @property

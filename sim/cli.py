@@ -30,7 +30,7 @@ MIN_LOAD, MAX_LOAD = 0.001, 1000.0
 # router runs only with settings a real one would accept. The worker has no rule for the last two;
 # router/engine.py needs a timeout it can turn into milliseconds and a count it can trim a dict to.
 POSITIVE_SETTINGS = frozenset({"ev_window", "stale_after_s", "assignment_timeout_s"})
-NON_NEGATIVE_SETTINGS = frozenset({"ev_priority_points", "age_s_per_priority_point", "remember_assigned"})
+NON_NEGATIVE_SETTINGS = frozenset({"ev_rank_points", "ageing_points_per_service_time", "remember_assigned"})
 
 
 def positive_int(raw: str) -> int:

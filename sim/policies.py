@@ -14,16 +14,16 @@ from typing import Protocol
 
 from router.catalog import Catalog
 from router.engine import Router, RouterConfig
-from router.values import Outcome, QuotaUtilisation, SlotFree, Task, TaskPending, Usage
+from router.values import Decision, Outcome, QuotaUtilisation, SlotFree, Task, TaskPending, Usage
 from sim.fleet import SlotSpec
 from sim.workload import SimTask
 
 POLICIES = ("fifo", "fifo-capable", "cheapest", "router", "premium")
-# Not a policy but a bound: the run's final top EV decile (known in hindsight) replayed alone, every
-# other task removed, in arrival order, each on a free capable slot of the lowest tier (keeping higher
-# tiers for the tasks that need them). Any order that also serves the other 90% holds slots those
-# tasks could have had, so its top-EV p95 is what the reports compare the router's with where the
-# goal is out of reach. Only its top-EV figures mean anything: the other tasks count as unroutable.
+# Not a policy a deployment could run but a reference: fifo-capable that knows in hindsight the run's
+# final top EV decile and starts those tasks before any other, every task on a free capable slot of
+# the lowest tier (keeping higher tiers for the tasks that need them). Where even its top-EV p95 is
+# over 0.2x fifo-capable's, the reports take the goal as out of reach of a work-conserving
+# non-preemptive order and compare the router with it.
 ORACLE = "oracle-top-ev"
 # the simulated slots send no heartbeats, so the router must never judge one stale
 NEVER_STALE_S = 1e12
@@ -45,21 +45,23 @@ class Dispatcher(Protocol):
 Allowed = Callable[[SimTask], tuple[str, ...]]
 Eta = Callable[[Router, str, int], float | None]  # (router, task id, now ms) -> ETA in s, or None
 Prefer = Callable[[str], int]  # model -> rank among free models (lower first); ties: longest free
+Rank = Callable[[SimTask], int]  # task -> rank in the queue (lower first); ties: arrival order
 
 
 class QueueDispatcher:
-    """Arrival order. A task may start on a free slot of its allowed models (the longest-free one, or
-    of the model `prefer` ranks first); a task with no free allowed slot waits without holding back
-    later tasks that have one."""
+    """Arrival order (within a `rank`, for the oracle). A task may start on a free slot of its allowed
+    models (the longest-free one, or of the model `prefer` ranks first); a task with no free allowed
+    slot waits without holding back later tasks that have one."""
 
-    def __init__(self, name: str, allowed: Allowed, prefer: Prefer | None = None) -> None:
+    def __init__(self, name: str, allowed: Allowed, prefer: Prefer | None = None, rank: Rank | None = None) -> None:
         self.name = name
         self.allowed = allowed
         self.prefer = prefer
+        self.rank = rank
         self.unroutable: list[str] = []
         self.first_eta: dict[str, tuple[int, float]] = {}  # the baselines give no ETA
         self._free: dict[str, list[tuple[int, str]]] = {}  # model -> heap of (free since ms, slot id)
-        self._queues: dict[tuple[str, ...], deque[tuple[int, SimTask]]] = {}
+        self._queues: dict[tuple[int, tuple[str, ...]], deque[tuple[tuple[int, int], SimTask]]] = {}
         self._seq = 0
 
     def begin(self, batch: int, now_ms: int) -> None:
@@ -74,7 +76,9 @@ class QueueDispatcher:
             self.unroutable.append(task.task_id)
             return
         self._seq += 1
-        self._queues.setdefault(models, deque()).append((self._seq, task))
+        rank = 0 if self.rank is None else self.rank(task)
+        # one queue per (rank, models) keeps each queue in arrival order, its head the earliest
+        self._queues.setdefault((rank, models), deque()).append(((rank, self._seq), task))
 
     def free(self, slot: SlotSpec, done: SimTask, now_ms: int) -> None:
         self.register(slot, now_ms)
@@ -85,14 +89,15 @@ class QueueDispatcher:
     def match(self, now_ms: int) -> list[tuple[str, str]]:
         started: list[tuple[str, str]] = []
         while True:
-            best: tuple[int, tuple[str, ...]] | None = None
-            for models, queue in self._queues.items():
+            best: tuple[tuple[int, int], tuple[int, tuple[str, ...]]] | None = None
+            for key, queue in self._queues.items():
+                models = key[1]
                 if queue and (best is None or queue[0][0] < best[0]) and any(self._free.get(m) for m in models):
-                    best = (queue[0][0], models)
+                    best = (queue[0][0], key)
             if best is None:
                 return started
             _, task = self._queues[best[1]].popleft()
-            model = min((m for m in best[1] if self._free.get(m)), key=self._slot_order)
+            model = min((m for m in best[1][1] if self._free.get(m)), key=self._slot_order)
             _, slot_id = heapq.heappop(self._free[model])
             started.append((task.task_id, slot_id))
 
@@ -108,7 +113,7 @@ class RouterDispatcher:
         self, catalog: Catalog, *, name: str = "router", config: RouterConfig | None = None, eta: Eta | None = None
     ) -> None:
         self.name = name
-        self.eta = eta or eta_at_await
+        self.eta = eta  # None: the ETA the await decision carries (its queue_place)
         settings = replace(config or RouterConfig(), stale_after_s=NEVER_STALE_S)
         self.router = Router(catalog, config=settings)
         self.unroutable: list[str] = []
@@ -147,24 +152,18 @@ class RouterDispatcher:
             elif decision.outcome is Outcome.UNROUTABLE:
                 self.unroutable.append(decision.task.task_id)
             elif decision.outcome is Outcome.AWAIT_SLOT and decision.task.task_id not in self.first_eta:
-                eta = self.eta(self.router, decision.task.task_id, now_ms)
-                if eta is not None:
-                    self.first_eta[decision.task.task_id] = (now_ms, eta)
+                self._note_eta(decision, now_ms)
         return started
 
-
-def eta_at_await(router: Router, task_id: str, now_ms: int) -> float | None:
-    """The router's ETA for a waiting task in seconds, or None while the router gives none.
-
-    `Router.queue_place` (issue 16's ETA API) is looked up by name so the calibration metric works as
-    soon as the router has it and reads "no ETA" before.
-    """
-    queue_place = getattr(router, "queue_place", None)
-    if queue_place is None:
-        return None
-    place = queue_place(task_id, now_ms)
-    eta = getattr(place, "eta_s", None)
-    return None if eta is None else float(eta)
+    def _note_eta(self, decision: Decision, now_ms: int) -> None:
+        """Keep the ETA of a task's first await (the router gives none before it has seen a completion)."""
+        task_id = decision.task.task_id
+        if self.eta is not None:
+            eta = self.eta(self.router, task_id, now_ms)
+        else:
+            eta = None if decision.queue_place is None else decision.queue_place.eta_s
+        if eta is not None:
+            self.first_eta[task_id] = (now_ms, eta)
 
 
 def to_router_task(task: SimTask) -> Task:
@@ -216,8 +215,9 @@ def make_policy(
         threshold = top_ev
         return QueueDispatcher(
             name,
-            lambda task: rateable(task) if task.ev >= threshold else (),
+            rateable,
             prefer=lambda model: catalog.models[model].tier,
+            rank=lambda task: 0 if task.ev >= threshold else 1,
         )
     if name == "router" or name.startswith("router"):
         return RouterDispatcher(catalog, name=name, config=config)

@@ -112,12 +112,12 @@ def scenario_json(result: ScenarioResult, *, settings: dict[str, Any] | None = N
         "offered_load": result.offered_load,
         "tasks": result.tasks,
         "settings": settings or {},
-        "policies": [{k: _clean(v) for k, v in m.to_json().items()} for m in result.metrics],
+        "policies": [{k: json_value(v) for k, v in m.to_json().items()} for m in result.metrics],
         "goals": [g.to_json() for g in goals(result.metrics)],
     }
 
 
-def _clean(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 

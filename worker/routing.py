@@ -416,8 +416,8 @@ class RoutingWorker:
                 assignment_timeout_s=self.settings.assignment_timeout_s,
                 id_namespace="" if self.settings.prefix == DEFAULT_PREFIX else self.settings.prefix,
                 sole_tier_first=self.settings.sole_tier_first,
-                ev_priority_points=self.settings.ev_priority_points,
-                age_s_per_priority_point=self.settings.age_s_per_priority_point,
+                ev_rank_points=self.settings.ev_rank_points,
+                ageing_points_per_service_time=self.settings.ageing_points_per_service_time,
             ),
             scorer=self.scorer,
         )

@@ -8,49 +8,30 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.router_batches import CATALOG, T0, Run, free, pending
 
-from router.catalog import load_catalog
+from router import policy
 from router.engine import Router, RouterConfig
 from router.service_rates import ServiceRates
-from router.values import Decision, Event, Outcome, QueuePlace, SlotFree, Task, TaskPending, Usage
+from router.values import Outcome, QueuePlace
+from router.waiting import WaitingTask
 
-CATALOG = load_catalog()
-T0 = 1_700_000_000_000
 REQUIRES = [{}, {"reasoning": 7}, {"coding": 10}, {"coding": 9, "reasoning": 9}]
-
-
-def pending(task_id: str, priority: int = 50, requires: dict[str, int] | None = None, **kw: Any) -> TaskPending:
-    return TaskPending(task=Task(task_id=task_id, priority=priority, requires=dict(requires or {}), **kw))
-
-
-def free(slot_id: str, model: str, completed: str | None = None) -> SlotFree:
-    usage = Usage(task_id=completed) if completed else None
-    return SlotFree(slot_id=slot_id, model=model, account="default", completed=usage)
-
-
-class Run:
-    def __init__(self, **config: Any) -> None:
-        self.router = Router(CATALOG, config=RouterConfig(**config))
-        self.n = 0
-
-    def batch(self, now_ms: int, *events: Event) -> list[Decision]:
-        self.n += 1
-        self.router.begin_batch(f"{self.n}-0")
-        out = []
-        for i, event in enumerate(events):
-            out += self.router.apply(event, event_id=f"{self.n}-{i}", now_ms=now_ms)
-        out += self.router.match(now_ms=now_ms)
-        return [e for e in out if isinstance(e, Decision)]
 
 
 def _brute_positions(router: Router) -> dict[str, int]:
     """Position by definition: 1 + the competing waiting tasks that stand ahead in matching order."""
-    p90 = router.ev_window.p90
+    p50, p90 = router.ev_window.p50, router.ev_window.p90
     tasks = list(router.waiting.tasks.values())
     standing = {w.task.task_id: router.waiting.standing(w, p90=p90) for w in tasks}
+
+    def may_use(w: WaitingTask) -> frozenset[str]:
+        blocked = policy.is_premium_blocked(w.task, ev=w.ev, p50=p50, min_tier=w.min_tier)
+        return w.models - router.premium_models if blocked else w.models
+
     return {
         w.task.task_id: 1
-        + sum(1 for o in tasks if o.models & w.models and standing[o.task.task_id] > standing[w.task.task_id])
+        + sum(1 for o in tasks if o.models & may_use(w) and standing[o.task.task_id] > standing[w.task.task_id])
         for w in tasks
     }
 
@@ -75,7 +56,7 @@ def test_positions_count_the_competing_tasks_ahead_in_matching_order(
 ) -> None:
     config: dict[str, Any] = {"sole_tier_first": sole_tier_first, "ev_window": 7}
     if not scored:
-        config.update(ev_priority_points=0.0, age_s_per_priority_point=0.0)
+        config.update(ev_rank_points=0.0, ageing_points_per_service_time=0.0)
     run = Run(**config)
     now = T0
     for i, (priority, req, ev, quest, advance) in enumerate(tasks):

@@ -168,7 +168,7 @@ def test_arrival_order_lost_after_restart_when_held_task_requeues() -> None:
     """restore() sets next_seq from waiting tasks only; tasks held on slots keep higher seqs, so a
     task published after a restart can get the same seq as an older, held task. When the held task
     lapses back, the tie is broken by task id, not arrival."""
-    h = Harness(load_catalog(), age_s_per_priority_point=0.0, ev_priority_points=0.0)
+    h = Harness(load_catalog(), ageing_points_per_service_time=0.0, ev_rank_points=0.0)
     h.batch(pending("keep", 50, {"coding": 10}))  # opus-only: stays waiting, seq 1
     h.batch(pending("zz-old", 50, ev=0.5))  # seq 2
     h.batch(free("h1", "haiku"))  # zz-old -> h1 (held with seq 2)

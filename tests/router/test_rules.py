@@ -69,7 +69,9 @@ def test_the_ev_window_percentiles_are_finite_for_any_finite_evs(values: list[fl
 def test_a_premium_slot_goes_to_a_waiting_task_exactly_when_route_allows_it_at_extreme_evs() -> None:
     """The scenario where the two copies once disagreed: EVs at the float limits, one premium slot."""
     for ageing in (0.0, 1.0):
-        router = Router(load_catalog(), config=RouterConfig(age_s_per_priority_point=ageing, ev_priority_points=ageing))
+        router = Router(
+            load_catalog(), config=RouterConfig(ageing_points_per_service_time=ageing, ev_rank_points=ageing)
+        )
         router.begin_batch("1-0")
         for i, ev in enumerate((-EXTREME, -EXTREME, EXTREME)):
             task = Task(task_id=f"x{i}", priority=50, requires={"no-such-cap": 1}, ev=ev)
