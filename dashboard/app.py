@@ -32,13 +32,18 @@ from dashboard.metrics import DecisionTail, make_registry
 from dashboard.params import WINDOWS, BadParameter, Window, parse_window
 from dashboard.quality import OutcomeCollector, quality_json
 from dashboard.queries import ping, window_sums
+from dashboard.queue import QueueSnapshot, QueueUnavailable, QueueView, snapshot_loader
+from dashboard.tasks import BadTaskId, checked_task_id, task_id_from_raw_path, task_status
 from router.budgets import Budget, BudgetStanding
 from router.catalog import Catalog
+from router.config import RouterConfig
 from router.quality import GateSettings
+from store.explain import decisions_about
 from store.quality import QualityRow, quality
 from streams.keys import Keys
 
 TEMPLATES = Path(__file__).with_name("templates")
+TASKS_ROUTE = "/api/tasks/"
 DEFAULT_REFRESH_S = 30
 
 
@@ -54,6 +59,7 @@ class Dashboard:
     clock: Callable[[], float]
     templates: Environment
     budgets: tuple[Budget, ...] = ()
+    queue: QueueView
 
     def window_bounds(self, window: Window) -> tuple[datetime, datetime]:
         until = datetime.fromtimestamp(int(self.clock()), tz=UTC)
@@ -78,7 +84,9 @@ def create_app(
     clock: Callable[[], float] = time.time,
     budgets: Sequence[Budget] = (),
     gate: GateSettings | None = None,
+    router_config: RouterConfig | None = None,
 ) -> Starlette:
+    """`router_config`: the worker's routing settings, so that queue positions follow its order."""
     keys = Keys(prefix)
     registry, tail = make_registry(r, keys, budgets=budgets, clock=clock)
     outcomes = OutcomeCollector(r, keys, gate or GateSettings())
@@ -86,8 +94,9 @@ def create_app(
     # autoescape on for every template, whatever its file name: layer names and titles are data.
     templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
     templates.filters.update(
-        usd=fmt.usd, usd_each=fmt.usd_each, pct=fmt.pct, ago=fmt.ago, utc=fmt.utc, duration=fmt.duration
+        usd=fmt.usd, usd_each=fmt.usd_each, pct=fmt.pct, ago=fmt.ago, utc=fmt.utc, duration=fmt.duration, eta=fmt.eta
     )
+    queue = QueueView(snapshot_loader(r, keys, catalog, router_config or RouterConfig()), clock=clock)
     dash = Dashboard(
         engine=engine,
         redis=r,
@@ -99,6 +108,7 @@ def create_app(
         clock=clock,
         templates=templates,
         budgets=tuple(budgets),
+        queue=queue,
     )
 
     def resources(request: Request) -> Response:
@@ -113,6 +123,7 @@ def create_app(
             return _html_error(dash, 503, "The decision database does not answer; the page will retry.")
         live, live_error = _live(dash)
         budgets = _budgets(dash)
+        queue, queue_error = _queue(dash) if live is not None else (None, None)
         chart = bar_chart([(m, matrix.by_model[m].total_usd, matrix.tiers.get(m)) for m in matrix.models])
         html = dash.templates.get_template("resources.html").render(
             matrix=matrix,
@@ -121,6 +132,9 @@ def create_app(
             live=live,
             live_error=live_error,
             budgets=budgets,
+            places=queue.places if queue else {},
+            places_at_ms=queue.at_ms if queue else None,
+            queue_error=queue_error,
             window=window,
             windows=list(WINDOWS),
             refresh_s=dash.refresh_s,
@@ -148,6 +162,23 @@ def create_app(
         body: dict[str, Any] = {"ok": all(checks.values()), **checks}
         return JSONResponse(body, status_code=200 if body["ok"] else 503)
 
+    def task(request: Request) -> Response:
+        try:
+            task_id = _task_id(request)
+        except BadTaskId as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        try:
+            decisions, warning = decisions_about(dash.engine, dash.redis, dash.keys, task_id)
+            status = task_status(dash.redis, dash.keys, task_id, decisions, dash.queue.place)
+        except redis.RedisError:
+            return JSONResponse({"error": "Redis does not answer: the task's state is unknown"}, status_code=503)
+        if status is None:
+            return JSONResponse({"error": f"no task {task_id!r} is known to the router"}, status_code=404)
+        body = status.to_json()
+        if warning:
+            body["warning"] = warning
+        return JSONResponse(body)
+
     def index(request: Request) -> Response:
         return RedirectResponse("/resources")
 
@@ -157,6 +188,7 @@ def create_app(
         Route("/api/resources/routing-matrix", routing_matrix),
         Route("/api/resources/budgets", budgets_api),
         Route("/api/resources/quality", quality_api),
+        Route(TASKS_ROUTE + "{task_id:path}", task),
         Route("/metrics", metrics),
         Route("/healthz", healthz),
     ]
@@ -212,6 +244,21 @@ def _budgets(dash: Dashboard) -> list[BudgetStanding] | None:
         return read_budgets(dash.redis, dash.keys, dash.budgets, now_ms=int(dash.clock() * 1000))
     except redis.RedisError:
         return None
+
+
+def _queue(dash: Dashboard) -> tuple[QueueSnapshot | None, str | None]:
+    try:
+        return dash.queue.snapshot(), None
+    except QueueUnavailable as exc:
+        return None, f"Queue positions are unknown right now: {exc}"
+
+
+def _task_id(request: Request) -> str:
+    """The path's task id, from the raw path when the server gives it (see task_id_from_raw_path)."""
+    raw_path = request.scope.get("raw_path")
+    if isinstance(raw_path, bytes) and raw_path.startswith(TASKS_ROUTE.encode()):
+        return task_id_from_raw_path(raw_path, TASKS_ROUTE)
+    return checked_task_id(str(request.path_params.get("task_id", "")))
 
 
 def _html_error(dash: Dashboard, status: int, message: str) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 # An em dash for "no value": it reads as absent where a 0 would read as a measurement.
@@ -54,3 +55,18 @@ def ago(ms: int | None, now_ms: int) -> str:
         return NONE if ms is None else duration(max(0, now_ms - ms) / 1000)
     except OverflowError:  # hundreds of digits, from a snapshot edited by hand
         return NONE
+
+
+def eta(seconds: float | None) -> str:
+    """An estimate, rounded as one: "~40 s", "~4 min", "~2 h", "~3 d"; "unknown" before the router
+    has measured how fast slots free up (and for a number no estimate is: NaN, infinity)."""
+    if seconds is None or not math.isfinite(seconds):
+        return "unknown"
+    s = max(0.0, seconds)
+    if s < 60:
+        return f"~{max(1, round(s))} s"
+    if s < 3600:
+        return f"~{round(s / 60)} min"
+    if s < 48 * 3600:
+        return f"~{round(s / 3600)} h"
+    return f"~{round(s / 86400):,} d"

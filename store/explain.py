@@ -3,13 +3,20 @@ ones the recorder has not written yet), rendered for a person or as JSON for scr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from store.queries import decisions_for_task
+from streams.codec import as_text, decode, entry_data
+from streams.keys import RECORDER_GROUP, Keys
 
 OUTCOME_STYLE = {"assigned": "green", "await_slot": "yellow", "unroutable": "red", "failed": "red"}
 VERDICT_STYLE = {
@@ -20,6 +27,59 @@ VERDICT_STYLE = {
     "stale": "dim",
     "gone": "dim",
 }
+
+
+def decisions_about(
+    engine: Engine, r: redis.Redis, keys: Keys, task_id: str
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Every decision about a task, oldest first, and a warning when the store could not be read
+    (then the decisions stream alone answers)."""
+    warning = None
+    try:
+        stored = [d.to_record() for d in decisions_for_task(engine, task_id)]
+        start = _unrecorded_start(r, keys)
+    except SQLAlchemyError as exc:
+        warning = f"decision store unavailable ({_short(exc)}); showing the decisions stream only"
+        stored, start = [], "-"
+    streamed = [doc for doc in _stream_records(r, keys.decisions, start) if doc.get("task_id") == task_id]
+    return merge(stored, streamed), warning
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300]
+
+
+def _unrecorded_start(r: redis.Redis, keys: Keys) -> str:
+    """Where in the decisions stream the records not yet in SQL may start: the recorder group's
+    oldest pending entry, else the entry after the last one it read; the whole stream when no
+    recorder has run yet."""
+    try:
+        groups: Any = r.xinfo_groups(keys.decisions)
+    except redis.ResponseError:
+        return "-"
+    group = next((g for g in groups if as_text(g["name"]) == RECORDER_GROUP), None)
+    if group is None:
+        return "-"
+    pending: Any = r.xpending(keys.decisions, RECORDER_GROUP)
+    if pending and pending.get("pending"):
+        return as_text(pending["min"])
+    return "(" + as_text(group["last-delivered-id"])
+
+
+def _stream_records(r: redis.Redis, key: str, start: str) -> Iterator[dict[str, Any]]:
+    while True:
+        entries: Any = r.xrange(key, min=start, max="+", count=1000)
+        for entry_id, fields in entries:
+            data = entry_data(fields or {})
+            try:
+                doc = decode(data) if data is not None else None
+            except ValueError:
+                doc = None
+            if isinstance(doc, dict):
+                yield doc
+            start = "(" + as_text(entry_id)
+        if len(entries) < 1000:
+            return
 
 
 def merge(stored: Iterable[Mapping[str, Any]], streamed: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -75,6 +135,10 @@ def _render_one(d: Mapping[str, Any]) -> list[RenderableType]:
         reported = str(d["task_outcome"]) + (f" ({d['task_failure']})" if d.get("task_failure") else "")
         detail = f': "{d["task_detail"]}"' if d.get("task_detail") else ""
         lines.append(Text(f"  slot reported: {reported}{detail}", style=OUTCOME_STYLE.get(str(d["task_outcome"]), "")))
+    if d.get("position") is not None:
+        eta_s = d.get("eta_s")
+        eta = f"{eta_s:.0f} s" if isinstance(eta_s, int | float) else "unknown (no slot has freed up yet)"
+        lines.append(Text(f"  queue as it started waiting: position {d['position']}, ETA {eta}"))
     cost = _cost(d)
     if cost:
         lines.append(Text("  " + cost))

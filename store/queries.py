@@ -59,6 +59,8 @@ class StoredDecision:
     event_id: str | None
     policy_version: str
     alternatives: tuple[dict[str, Any], ...]
+    position: int | None = None  # an await_slot decision's queue place, as of that moment
+    eta_s: float | None = None
     actual_input_tokens: int | None = None
     actual_output_tokens: int | None = None
     actual_cost_usd: float | None = None

@@ -61,6 +61,8 @@ def decision_row(doc: Any, *, stream_id: str | None, recorded_at: datetime) -> R
         "dry_run": bool(doc.get("dry_run", False)),
         "event_id": _opt_text(doc, "event_id", ENTRY_ID_LEN),
         "policy_version": _opt_text(doc, "policy_version", 64) or "",
+        "position": _opt_int(doc, "position", 1, 2**31 - 1),
+        "eta_s": _number(doc, "eta_s"),
         "stream_id": stream_id,
         "recorded_at": recorded_at,
         **_given(

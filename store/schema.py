@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     Float,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -66,6 +67,9 @@ decisions = Table(
     Column("dry_run", Boolean, nullable=False, default=False),
     Column("event_id", String(ENTRY_ID_LEN)),
     Column("policy_version", String(64), nullable=False, default=""),
+    # an await_slot decision's queue position and ETA as of that moment (migration 0003)
+    Column("position", Integer),
+    Column("eta_s", Float),
     Column("stream_id", String(ENTRY_ID_LEN)),  # the decisions-stream entry it was recorded from
     Column("recorded_at", UtcDateTime, nullable=False),
     # v1.1 (migration 0004): the attempt (NULL: 1) and the failed assignment that started it

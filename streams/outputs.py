@@ -66,8 +66,10 @@ _RENDERED_MAX: Final = 8192
 
 
 def decision_record_json(decision: Decision) -> bytes:
-    """The decision record as JSON: `Decision.to_record`, each alternative rendered once."""
-    return encode(decision.to_record([_rendered(a) for a in decision.alternatives]))
+    """The decision record as JSON (`decision_record`), each alternative rendered once."""
+    record = decision.to_record([_rendered(a) for a in decision.alternatives])
+    _add_queue_place(record, decision)
+    return encode(record)
 
 
 def _rendered(alternative: Alternative) -> orjson.Fragment:
@@ -98,7 +100,24 @@ def status_message(decision: Decision) -> dict[str, Any]:
     if decision.attempt != 1:
         doc["attempt"] = decision.attempt
         doc["previous_decision_id"] = decision.previous_decision_id
+    _add_queue_place(doc, decision)
     return doc
+
+
+def decision_record(decision: Decision) -> dict[str, Any]:
+    """The decision record of PROTOCOL.md, with an await_slot decision's queue place."""
+    record = decision.to_record()
+    _add_queue_place(record, decision)
+    return record
+
+
+def _add_queue_place(doc: dict[str, Any], decision: Decision) -> None:
+    """`position` and `eta_s` (PROTOCOL.md v1.1, optional fields) of a task that starts waiting, as
+    of that moment; `eta_s` is null while the router has not yet measured how fast its slots free."""
+    place = decision.queue_place
+    if place is not None:
+        doc["position"] = place.position
+        doc["eta_s"] = place.eta_s
 
 
 def assignment_message(decision: Decision) -> dict[str, Any]:

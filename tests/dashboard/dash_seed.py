@@ -59,6 +59,8 @@ def decision_row(
         "dry_run": dry_run,
         "event_id": f"{int(at.timestamp() * 1000)}-0",
         "policy_version": "test",
+        "position": None,
+        "eta_s": None,
         "stream_id": None,
         "recorded_at": at,
     }

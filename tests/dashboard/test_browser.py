@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
-import urllib.request
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +13,8 @@ import orjson
 import pytest
 import redis
 from dash_seed import insert, standard_rows
-from support.processes import RouterProcess, wait_for
+from support import queue
+from support.web import start_web
 
 from store.db import make_engine
 from store.schema import metadata
@@ -45,20 +45,6 @@ def _require_chromium() -> None:
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing: apt-get install -y chromium"
         pytest.fail(reason) if IN_CI else pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 BUDGETS_TOML = """
@@ -93,16 +79,11 @@ def serve_web(
     metadata.create_all(engine)
     insert(engine, *rows)
     engine.dispose()
-    port = _free_port()
-    proc = RouterProcess(
-        ["web", "--host", "127.0.0.1", "--port", str(port)],
-        env={"REDIS_URL": redis_url, "ROUTER_PREFIX": prefix, "DATABASE_URL": url, "ROUTER_BUDGETS": str(budgets)},
-        log_path=tmp_path / "web.log",
+    proc, base = start_web(
+        {"REDIS_URL": redis_url, "ROUTER_PREFIX": prefix, "DATABASE_URL": url, "ROUTER_BUDGETS": str(budgets)},
+        tmp_path / "web.log",
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(f"{base}/healthz") or proc.proc.poll() is not None, what="router web to answer")
-        assert proc.proc.poll() is None, proc.log()
         yield base
     finally:
         proc.stop()
@@ -140,3 +121,51 @@ def test_chromium_shows_the_seeded_matrix(web: str, tmp_path: Path) -> None:
         finally:
             browser.close()
     assert (tmp_path / "resources.png").stat().st_size > 10_000
+
+
+@pytest.fixture
+def queued(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[tuple[str, dict[str, dict[str, Any]]]]:
+    """A live worker with tasks waiting behind busy, measured slots, and `router web` beside it;
+    yields the page's base URL and each waiting task's await_slot status message."""
+    _require_chromium()
+    worker = queue.start_worker(redis_url, prefix, tmp_path / "worker.log")
+    r = redis.Redis.from_url(redis_url)
+    try:
+        keys = Keys(prefix)
+        queue.warm_up(r, keys)
+        statuses = queue.queue_up(r, keys, [20, 70, 50])
+        url = f"sqlite:///{tmp_path / 'web.sqlite3'}"
+        metadata.create_all(make_engine(url))
+        proc, base = start_web(
+            {"REDIS_URL": redis_url, "ROUTER_PREFIX": prefix, "DATABASE_URL": url}, tmp_path / "web.log"
+        )
+        try:
+            yield base, statuses
+        finally:
+            proc.stop()
+    finally:
+        r.close()
+        worker.stop()
+
+
+def test_chromium_shows_each_waiting_tasks_position_and_eta(
+    queued: tuple[str, dict[str, dict[str, Any]]], tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    base, statuses = queued
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.goto(f"{base}/resources")
+            headers = page.locator("#awaiting thead th").all_inner_texts()
+            assert headers[-2:] == ["position", "ETA"]
+            for task_id, status in statuses.items():
+                row = page.locator(f'#awaiting tr[data-task="{task_id}"]')
+                assert row.locator("td.position").inner_text() == str(status["position"])
+                assert re.fullmatch(r"~\d+ (s|min|h|d)", row.locator("td.eta").inner_text())
+            page.screenshot(path=str(tmp_path / "awaiting.png"), full_page=True)
+        finally:
+            browser.close()
+    assert sorted(s["position"] for s in statuses.values()) == [1, 2, 3]

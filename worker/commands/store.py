@@ -7,7 +7,7 @@ import argparse
 import re
 import sys
 import threading
-from collections.abc import Iterator
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,17 +18,20 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
+from dashboard.queue import QueueUnavailable, one_place, snapshot_loader
+from dashboard.tasks import TaskStatus, describe, task_status
+from router.catalog import load_catalog
 from router.errors import RouterError
 from store import explain as explaining
 from store import jobs
 from store.db import make_engine
 from store.migrate import current_revision, head_revision, upgrade
-from store.queries import decisions_for_task, list_decisions
+from store.queries import list_decisions
 from streams.codec import as_text, decode, entry_data
 from streams.connection import mask_url
-from streams.keys import RECORDER_GROUP, Keys
+from streams.keys import Keys
 from worker.commands.argtypes import positive_count, positive_number_up_to, stream_id
-from worker.commands.common import add_connection_options, redis_from, settings_from
+from worker.commands.common import add_connection_options, redis_from, router_config, settings_from
 from worker.logs import configure
 from worker.recorder import Recorder
 from worker.settings import Settings
@@ -209,8 +212,11 @@ def run_explain(args: argparse.Namespace) -> int:
         raise RouterError(f"decision store unavailable ({store_down}) and Redis unavailable ({redis_down})")
     records = explaining.merge(stored, streamed)
     warning = _explain_warning(store_down, redis_down)
+    status = None if redis_down or r is None else _live_status(r, keys, settings, args.task_id, records)
     if args.json:
-        doc: dict[str, Any] = {"task_id": args.task_id, "decisions": records}
+        now = status.to_json() if status else {"state": "unknown"}
+        now.pop("last_decision", None)  # it is the last of `decisions`
+        doc: dict[str, Any] = {**now, "task_id": args.task_id, "decisions": records}
         if warning:
             doc["warning"] = warning
         sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
@@ -218,8 +224,21 @@ def run_explain(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     if warning:
         console.print(Text(warning, style="yellow"))
+    if status is not None:
+        console.print(Text(describe(status), style="bold"))
     console.print(explaining.render(args.task_id, records))
     return 0 if records else 1
+
+
+def _live_status(
+    r: redis.Redis, keys: Keys, settings: Settings, task_id: str, records: list[dict[str, Any]]
+) -> TaskStatus | None:
+    """The task's state now and, waiting, its live queue place; None when Redis stops answering."""
+    load = snapshot_loader(r, keys, load_catalog(settings.catalog_path), router_config(settings))
+    try:
+        return task_status(r, keys, task_id, records, lambda t: one_place(load, t, int(time.time() * 1000)))
+    except (redis.RedisError, QueueUnavailable):
+        return None
 
 
 def _stored_decisions(database_url: str, task_id: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -362,23 +381,6 @@ def run_rq_worker(args: argparse.Namespace) -> int:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _unrecorded_start(r: redis.Redis, keys: Keys) -> str:
-    """Where in the decisions stream the records not yet in SQL may start: the recorder group's
-    oldest pending entry, else the entry after the last one it read; the whole stream when no
-    recorder has run yet."""
-    try:
-        groups: Any = r.xinfo_groups(keys.decisions)
-    except redis.ResponseError:
-        return "-"
-    group = next((g for g in groups if as_text(g["name"]) == RECORDER_GROUP), None)
-    if group is None:
-        return "-"
-    pending: Any = r.xpending(keys.decisions, RECORDER_GROUP)
-    if pending and pending.get("pending"):
-        return as_text(pending["min"])
-    return "(" + as_text(group["last-delivered-id"])
-
-
 def _dead_letter(data: bytes | None) -> dict[str, Any]:
     """The dead letter's document; anything but a JSON object shows as unreadable with its raw text."""
     try:
@@ -388,22 +390,6 @@ def _dead_letter(data: bytes | None) -> dict[str, Any]:
     if isinstance(doc, dict):
         return doc
     return {"raw": data.decode(errors="replace") if data else None, "error": "unreadable dead letter"}
-
-
-def _stream_records(r: redis.Redis, key: str, start: str) -> Iterator[dict[str, Any]]:
-    while True:
-        entries: Any = r.xrange(key, min=start, max="+", count=1000)
-        for entry_id, fields in entries:
-            data = entry_data(fields or {})
-            try:
-                doc = decode(data) if data is not None else None
-            except ValueError:
-                doc = None
-            if isinstance(doc, dict):
-                yield doc
-            start = "(" + as_text(entry_id)
-        if len(entries) < 1000:
-            return
 
 
 def _wait_for(job: Any, seconds: float) -> Any:

@@ -19,7 +19,7 @@ from router.quality import GateMode, GateSettings
 from streams.connection import connect
 from worker.budget_file import load_budgets
 from worker.commands.argtypes import int_between, port
-from worker.commands.common import add_connection_options, settings_from
+from worker.commands.common import add_connection_options, router_config, settings_from
 from worker.logs import configure
 from worker.settings import Settings
 
@@ -88,5 +88,6 @@ def build_app(settings: Settings, *, refresh_s: int = DEFAULT_REFRESH_S) -> Star
             min_outcomes=settings.quality_min_outcomes,
             window=settings.quality_window,
         ),
+        router_config=router_config(settings),
     )
     return app
