@@ -37,11 +37,11 @@ def decisions_about(
     warning = None
     try:
         stored = [d.to_record() for d in decisions_for_task(engine, task_id)]
-        start = _unrecorded_start(r, keys)
+        start = unrecorded_start(r, keys)
     except SQLAlchemyError as exc:
         warning = f"decision store unavailable ({_short(exc)}); showing the decisions stream only"
         stored, start = [], "-"
-    streamed = [doc for doc in _stream_records(r, keys.decisions, start) if doc.get("task_id") == task_id]
+    streamed = [doc for doc in stream_records(r, keys.decisions, start) if doc.get("task_id") == task_id]
     return merge(stored, streamed), warning
 
 
@@ -49,7 +49,7 @@ def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:300]
 
 
-def _unrecorded_start(r: redis.Redis, keys: Keys) -> str:
+def unrecorded_start(r: redis.Redis, keys: Keys) -> str:
     """Where in the decisions stream the records not yet in SQL may start: the recorder group's
     oldest pending entry, else the entry after the last one it read; the whole stream when no
     recorder has run yet."""
@@ -66,7 +66,7 @@ def _unrecorded_start(r: redis.Redis, keys: Keys) -> str:
     return "(" + as_text(group["last-delivered-id"])
 
 
-def _stream_records(r: redis.Redis, key: str, start: str) -> Iterator[dict[str, Any]]:
+def stream_records(r: redis.Redis, key: str, start: str) -> Iterator[dict[str, Any]]:
     while True:
         entries: Any = r.xrange(key, min=start, max="+", count=1000)
         for entry_id, fields in entries:

@@ -19,6 +19,10 @@ def _changed(value: Any) -> Any:
     """Another valid value of the same kind."""
     if isinstance(value, bool):
         return not value
+    if isinstance(value, str):  # the quality gate's mode
+        return {"off": "shadow", "shadow": "on", "on": "off"}[value]
+    if isinstance(value, float) and 0 < value < 1:  # a share or a rate
+        return value / 2
     return value * 2 + 1
 
 

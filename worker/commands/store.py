@@ -26,7 +26,7 @@ from store import explain as explaining
 from store import jobs
 from store.db import make_engine
 from store.migrate import current_revision, head_revision, upgrade
-from store.queries import list_decisions
+from store.queries import decisions_for_task, list_decisions
 from streams.codec import as_text, decode, entry_data
 from streams.connection import mask_url
 from streams.keys import Keys
@@ -204,8 +204,10 @@ def run_explain(args: argparse.Namespace) -> int:
     streamed: list[dict[str, Any]] = []
     if r is not None:
         try:
-            start = "-" if store_down else _unrecorded_start(r, keys)
-            streamed = [d for d in _stream_records(r, keys.decisions, start) if d.get("task_id") == args.task_id]
+            start = "-" if store_down else explaining.unrecorded_start(r, keys)
+            streamed = [
+                d for d in explaining.stream_records(r, keys.decisions, start) if d.get("task_id") == args.task_id
+            ]
         except redis.RedisError as exc:
             redis_down = _short(exc)
     if store_down and redis_down:
@@ -216,7 +218,7 @@ def run_explain(args: argparse.Namespace) -> int:
     if args.json:
         now = status.to_json() if status else {"state": "unknown"}
         now.pop("last_decision", None)  # it is the last of `decisions`
-        doc: dict[str, Any] = {**now, "task_id": args.task_id, "decisions": records}
+        doc: dict[str, Any] = {"task_id": args.task_id, **now, "decisions": records}
         if warning:
             doc["warning"] = warning
         sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
