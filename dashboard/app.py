@@ -30,9 +30,12 @@ from dashboard.live import LiveState, read_live
 from dashboard.matrix import Matrix, build_matrix
 from dashboard.metrics import DecisionTail, make_registry
 from dashboard.params import WINDOWS, BadParameter, Window, parse_window
+from dashboard.quality import OutcomeCollector, quality_json
 from dashboard.queries import ping, window_sums
 from router.budgets import Budget, BudgetStanding
 from router.catalog import Catalog
+from router.quality import GateSettings
+from store.quality import QualityRow, quality
 from streams.keys import Keys
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -60,6 +63,10 @@ class Dashboard:
         since, until = self.window_bounds(window)
         return build_matrix(window_sums(self.engine, since=since, until=until), self.catalog, since=since, until=until)
 
+    def quality(self, window: Window) -> list[QualityRow]:
+        since, until = self.window_bounds(window)
+        return quality(self.engine, axis="layer", since=since, until=until)
+
 
 def create_app(
     *,
@@ -70,9 +77,12 @@ def create_app(
     refresh_s: int = DEFAULT_REFRESH_S,
     clock: Callable[[], float] = time.time,
     budgets: Sequence[Budget] = (),
+    gate: GateSettings | None = None,
 ) -> Starlette:
     keys = Keys(prefix)
     registry, tail = make_registry(r, keys, budgets=budgets, clock=clock)
+    outcomes = OutcomeCollector(r, keys, gate or GateSettings())
+    registry.register(outcomes)
     # autoescape on for every template, whatever its file name: layer names and titles are data.
     templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
     templates.filters.update(
@@ -98,6 +108,7 @@ def create_app(
             return _html_error(dash, 400, str(exc))
         try:
             matrix = dash.matrix(window)
+            quality_rows = dash.quality(window)
         except SQLAlchemyError:
             return _html_error(dash, 503, "The decision database does not answer; the page will retry.")
         live, live_error = _live(dash)
@@ -105,6 +116,7 @@ def create_app(
         chart = bar_chart([(m, matrix.by_model[m].total_usd, matrix.tiers.get(m)) for m in matrix.models])
         html = dash.templates.get_template("resources.html").render(
             matrix=matrix,
+            quality=quality_rows,
             chart=chart,
             live=live,
             live_error=live_error,
@@ -117,14 +129,10 @@ def create_app(
         return HTMLResponse(html)
 
     def routing_matrix(request: Request) -> Response:
-        try:
-            window = parse_window(request.query_params)
-        except BadParameter as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        try:
-            return JSONResponse(dash.matrix(window).to_json())
-        except SQLAlchemyError:
-            return JSONResponse({"error": "the decision database does not answer"}, status_code=503)
+        return _window_json(request, lambda window: dash.matrix(window).to_json())
+
+    def quality_api(request: Request) -> Response:
+        return _window_json(request, lambda window: quality_json(dash.quality(window), hours=window.hours))
 
     def budgets_api(request: Request) -> Response:
         standings = _budgets(dash)
@@ -148,6 +156,7 @@ def create_app(
         Route("/resources", resources),
         Route("/api/resources/routing-matrix", routing_matrix),
         Route("/api/resources/budgets", budgets_api),
+        Route("/api/resources/quality", quality_api),
         Route("/metrics", metrics),
         Route("/healthz", healthz),
     ]
@@ -155,6 +164,7 @@ def create_app(
     # Count decisions from here on; if Redis is down now, the first scrape that reaches it starts.
     with contextlib.suppress(redis.RedisError):
         tail.start_at_tail()
+        outcomes.collect()  # the outcomes counter starts at the usage stream's tail, likewise
     app = Starlette(routes=routes, middleware=[Middleware(RefuseUndecodableQuery)])
     app.state.dashboard = dash
     return app
@@ -175,6 +185,18 @@ class RefuseUndecodableQuery:
                 await JSONResponse({"error": "the query string is not UTF-8"}, status_code=400)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _window_json(request: Request, build: Callable[[Window], dict[str, Any]]) -> Response:
+    """A JSON API over a window of the store: 400 for bad parameters, 503 while the database is down."""
+    try:
+        window = parse_window(request.query_params)
+    except BadParameter as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    try:
+        return JSONResponse(build(window))
+    except SQLAlchemyError:
+        return JSONResponse({"error": "the decision database does not answer"}, status_code=503)
 
 
 def _live(dash: Dashboard) -> tuple[LiveState | None, str | None]:

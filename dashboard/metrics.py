@@ -41,7 +41,7 @@ MAX_PER_SCRAPE = 100_000
 MAX_LAYERS = 200
 MAX_MODELS = 200
 OTHER = "other"
-OUTCOMES = frozenset({"assigned", "await_slot", "unroutable"})
+OUTCOMES = frozenset({"assigned", "await_slot", "unroutable", "failed"})
 
 
 class DecisionTail:

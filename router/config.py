@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from router.escalation import Limits
+from router.quality import GateSettings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,3 +35,7 @@ class RouterConfig:
     # with 45 s ageing meets every goal on 5 of the 6 reference scenarios; no ageing step alone did.
     # With no scorer EV = priority / 100: the order stays priority's, ageing weighs 1.5x less against it.
     ev_priority_points: float = 50.0
+    # Failed outcomes (PROTOCOL.md v1.1): how many escalations and retries a task gets (router/escalation.py).
+    outcome_limits: Limits = field(default_factory=Limits)
+    # The quality gate (router/quality.py): off, shadow (report only, the default) or on.
+    quality_gate: GateSettings = field(default_factory=GateSettings)

@@ -18,6 +18,8 @@ def build_decision(
     now_ms: int,
     dry_run: bool,
     catalog: Catalog,
+    attempt: int = 1,
+    previous_decision_id: str | None = None,
 ) -> Decision:
     return Decision(
         decision_id=decision_id,
@@ -35,6 +37,8 @@ def build_decision(
         event_id=event_id,
         dry_run=dry_run,
         policy_version=POLICY_VERSION,
+        attempt=attempt,
+        previous_decision_id=previous_decision_id,
     )
 
 

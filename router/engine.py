@@ -14,8 +14,17 @@ from router.budgets import Budget, BudgetBook
 from router.catalog import Catalog
 from router.config import RouterConfig
 from router.decisions import build_decision
+from router.escalation import (
+    Attempt,
+    Escalation,
+    after_failure,
+    narrow_assessment,
+    no_higher_tier,
+    noted_alternatives,
+)
 from router.ev import EVResolver, EVWindow, Scorer
 from router.policy import Assessment, Barred, Routed, assess, route
+from router.quality import QualityGate
 from router.slots import PoolKey, SlotLedger, SlotRecord, SlotState
 from router.snapshot import LedgerChanges, WaitingChanges, waiting_from_json, waiting_to_json
 from router.values import (
@@ -23,6 +32,7 @@ from router.values import (
     Decision,
     Effect,
     Event,
+    Failure,
     Outcome,
     QuotaUtilisation,
     ReasonCode,
@@ -32,7 +42,9 @@ from router.values import (
     Task,
     TaskCancelled,
     TaskPending,
+    TaskResult,
     TaskStarted,
+    Usage,
     UsageReported,
     Verdict,
 )
@@ -73,6 +85,11 @@ class Router:
         # restored tasks no model of the current catalogue can serve: decided at the next round
         self._restored_unroutable: dict[str, WaitingTask] = {}
         self._waiting_changes = WaitingChanges()
+        # tasks between attempts after a failed outcome (router/escalation.py), and the quality gate
+        self.escalations: dict[str, Escalation] = {}
+        self.gate = QualityGate(settings=self.config.quality_gate)
+        # task id -> why the latest assessment left a rateable model out (escalation, gate)
+        self._notes: dict[str, dict[str, tuple[Verdict, str]]] = {}
 
     # -- batches -----------------------------------------------------------------------------
 
@@ -93,6 +110,7 @@ class Router:
         if self.budgets.dirty:
             changes.budgets = self.budgets.to_json()
             self.budgets.dirty = False
+        changes.quality = self.gate.drain()
         return changes
 
     # -- events ------------------------------------------------------------------------------
@@ -138,6 +156,9 @@ class Router:
             if known is not None:
                 self._drop_waiting(task.task_id)
             return [self._decide(task, ev, event_id=event_id, now_ms=now_ms)]
+        min_tier = rateable[0].tier
+        if self.gate.blocking:
+            rateable_ids, min_tier = self._narrowed_models(task, rateable_ids, min_tier)
         # filed by what may serve it; the EV rules are judged when a slot is offered (the round)
         waiting = WaitingTask(
             task=task,
@@ -145,7 +166,7 @@ class Router:
             seq=known.seq if known else self.waiting.next_seq(),
             since_ms=known.since_ms if known else now_ms,
             models=rateable_ids,
-            min_tier=rateable[0].tier,
+            min_tier=min_tier,
             await_decision_id=known.await_decision_id if known else None,
         )
         self.waiting.add(waiting)
@@ -161,6 +182,7 @@ class Router:
         if self._drop_waiting(task_id) is None:
             self._mark_held_cancelled(task_id)
             return []  # assigned or unknown: nothing to drop now
+        self._end_escalation(task_id)
         return [Cancelled(task_id=task_id, event_id=event_id, at_ms=now_ms)]
 
     def _mark_held_cancelled(self, task_id: str) -> None:
@@ -188,10 +210,15 @@ class Router:
         return effects
 
     def _usage_once(self, event: SlotFree, before: SlotRecord | None, *, event_id: str, now_ms: int) -> list[Effect]:
-        """The usage report, unless this task's usage was reported already (a retried XADD)."""
+        """The usage report (with the outcome's effect), unless this task's usage was reported
+        already (a retried XADD): then nothing, and the outcome changes nothing either."""
         assert event.completed is not None
         task_id = event.completed.task_id
         ref = self.assigned.get(task_id)
+        current = ref is not None and ref["slot_id"] == event.slot_id
+        escalation = self.escalations.get(task_id) if self.escalations else None
+        if escalation is not None and not current and escalation.reported_by(event.slot_id):
+            return []  # a repeat of an earlier attempt's failure report
         if ref is not None:
             if ref.get("usage_reported"):
                 return []
@@ -200,14 +227,24 @@ class Router:
                 self.budgets.settle(charge, actual_usd=event.completed.cost_usd)
             ref = self.assigned[task_id] = {**ref, "usage_reported": True}  # a new dict: refs are shared
             self._changes.assigned[task_id] = ref
-        return [self._usage(event, before, event_id=event_id, now_ms=now_ms)]
+        held = before.held if before is not None and before.task_id == task_id else None
+        attempt = escalation.attempt if escalation is not None else 1
+        if not current or held is None or ref is None or before is None or ref["decision_id"] != before.decision_id:
+            # not this slot's current assignment of the task: recorded, changes nothing
+            return [self._usage(event, before, event_id=event_id, now_ms=now_ms, effect="ignored", attempt=attempt)]
+        effect, follow = self._outcome(event.completed, before, held, attempt, now_ms)
+        return [self._usage(event, before, event_id=event_id, now_ms=now_ms, effect=effect, attempt=attempt), *follow]
 
-    def _usage(self, event: SlotFree, before: SlotRecord | None, *, event_id: str, now_ms: int) -> UsageReported:
+    def _usage(
+        self, event: SlotFree, before: SlotRecord | None, *, event_id: str, now_ms: int, effect: str, attempt: int
+    ) -> UsageReported:
         usage = event.completed
         assert usage is not None
         decision_id = None
+        layer = None
         if before is not None and before.task_id == usage.task_id:
             decision_id = before.decision_id
+            layer = before.held["task"].get("layer") if before.held else None
         elif usage.task_id in self.assigned:
             decision_id = self.assigned[usage.task_id].get("decision_id")
         return UsageReported(
@@ -218,7 +255,90 @@ class Router:
             decision_id=decision_id,
             event_id=event_id,
             at_ms=now_ms,
+            layer=layer,
+            outcome_effect=effect if usage.outcome is not None or effect == "ignored" else None,
+            attempt=attempt,
         )
+
+    # -- outcomes (PROTOCOL.md v1.1) ---------------------------------------------------------
+
+    def _outcome(
+        self, usage: Usage, before: SlotRecord, held: dict[str, Any], attempt: int, now_ms: int
+    ) -> tuple[str, list[Effect]]:
+        """Act on the outcome of the slot's current assignment (attempt `attempt`): learn from it,
+        and after a failure escalate, retry or give the task up. Returns what was done (the usage
+        record's `outcome_effect`) and the decision it took, if any."""
+        layer = str(held["task"].get("layer") or "unknown")
+        if usage.outcome is TaskResult.SUCCEEDED or usage.failure is Failure.CAPABILITY:
+            self.gate.record(before.model, layer, succeeded=usage.outcome is TaskResult.SUCCEEDED)
+        if usage.outcome is not TaskResult.FAILED or usage.failure is None:
+            self._end_escalation(usage.task_id)  # done (or unknown): the chain, if any, is over
+            return "none", []
+        assert before.decision_id is not None
+        failed = Attempt(
+            decision_id=before.decision_id, slot_id=before.slot_id, model=before.model, failure=usage.failure
+        )
+        model = self.catalog.models.get(before.model)
+        step = after_failure(
+            self.escalations.get(usage.task_id),
+            failed,
+            tier=model.tier if model is not None else 0,
+            limits=self.config.outcome_limits,
+            detail=usage.detail,
+        )
+        waiting = waiting_from_json(held)
+        waiting.await_decision_id = None
+        trigger = self._touched.get(before.slot_id)
+        if step.state is not None:
+            self._set_escalation(usage.task_id, step.state)
+            assessment = self._assess(waiting.task, waiting.ev)
+            if assessment.min_tier is not None:
+                return step.code.value, [self._wait_again(waiting, assessment, step.code, step.reason, now_ms, trigger)]
+            step = no_higher_tier(step)
+        self._end_escalation(usage.task_id)
+        self._notes.pop(usage.task_id, None)
+        gave_up = Routed(
+            outcome=Outcome.FAILED, reason_code=step.code, reason=step.reason, chosen=None, alternatives=()
+        )
+        decision = self._decision(
+            self._assess(waiting.task, waiting.ev),
+            gave_up,
+            event_id=trigger,
+            now_ms=now_ms,
+            attempt=attempt,
+            previous_decision_id=failed.decision_id,
+        )
+        return "failed", [decision]
+
+    def _wait_again(
+        self,
+        waiting: WaitingTask,
+        assessment: Assessment,
+        code: ReasonCode,
+        reason: str,
+        now_ms: int,
+        event_id: str | None,
+    ) -> Decision:
+        """File a failed task to wait again, in its old place, under what it may use now."""
+        assert assessment.min_tier is not None
+        waiting.models, waiting.min_tier = assessment.rateable, assessment.min_tier
+        self.waiting.add(waiting)
+        routed = self._route(assessment, now_ms)
+        again = Routed(
+            outcome=Outcome.AWAIT_SLOT, reason_code=code, reason=reason, chosen=None, alternatives=routed.alternatives
+        )
+        decision = self._decision(assessment, again, event_id=event_id, now_ms=now_ms)
+        waiting.await_decision_id = decision.decision_id
+        self._waiting_changes.filed(waiting)
+        return decision
+
+    def _set_escalation(self, task_id: str, state: Escalation) -> None:
+        self.escalations[task_id] = state
+        self._changes.escalations[task_id] = state.to_json()
+
+    def _end_escalation(self, task_id: str) -> None:
+        if self.escalations.pop(task_id, None) is not None:
+            self._changes.escalations[task_id] = None
 
     # -- lapsed assignments ------------------------------------------------------------------
 
@@ -379,7 +499,26 @@ class Router:
     # -- helpers -----------------------------------------------------------------------------
 
     def _assess(self, task: Task, ev: float) -> Assessment:
-        return assess(task, self.catalog, ev=ev, p50=self.ev_window.p50, p90=self.ev_window.p90)
+        a = assess(task, self.catalog, ev=ev, p50=self.ev_window.p50, p90=self.ev_window.p90)
+        if (self.escalations or self.gate.blocking) and a.rateable:  # both empty on the common path
+            a = self._narrowed(a)
+        return a
+
+    def _narrowed(self, a: Assessment) -> Assessment:
+        narrowed, notes = narrow_assessment(a, self.escalations.get(a.task.task_id), self.gate, self.catalog)
+        if notes:
+            self._notes[a.task.task_id] = notes
+        else:
+            self._notes.pop(a.task.task_id, None)
+        return narrowed
+
+    def _narrowed_models(self, task: Task, rateable_ids: frozenset[str], min_tier: int) -> tuple[frozenset[str], int]:
+        """The models the waiting index files a task under, once the quality gate has had its say."""
+        kept_out = self.gate.kept_out(task.task_id, task.layer, rateable_ids)
+        if not kept_out:
+            return rateable_ids, min_tier
+        kept = rateable_ids.difference(kept_out)
+        return kept, min(self.catalog.models[m].tier for m in kept)
 
     def _trigger(self, task_id: str, routed: Routed) -> str | None:
         slot_event = self._touched.get(routed.chosen.slot_id) if routed.chosen else None
@@ -391,7 +530,12 @@ class Router:
         return self._decision(assessment, self._route(assessment, now_ms), event_id=event_id, now_ms=now_ms)
 
     def _route(self, assessment: Assessment, now_ms: int) -> Routed:
-        return route(assessment, self.catalog, self.ledger, now_ms=now_ms, barred=self._barred(assessment, now_ms))
+        routed = route(assessment, self.catalog, self.ledger, now_ms=now_ms, barred=self._barred(assessment, now_ms))
+        if self._notes:
+            notes = self._notes.pop(assessment.task.task_id, None)
+            if notes:
+                routed.alternatives = noted_alternatives(routed.alternatives, notes)
+        return routed
 
     def _barred(self, assessment: Assessment, now_ms: int) -> Barred | None:
         """The pools a spent budget keeps this task off (a soft one lets override tasks through)."""
@@ -408,9 +552,22 @@ class Router:
         """New budgets (the file reloaded): spend under a kept name is kept; the next round uses them."""
         self.budgets.set_budgets(budgets)
 
-    def _decision(self, assessment: Assessment, routed: Routed, *, event_id: str | None, now_ms: int) -> Decision:
+    def _decision(
+        self,
+        assessment: Assessment,
+        routed: Routed,
+        *,
+        event_id: str | None,
+        now_ms: int,
+        attempt: int | None = None,
+        previous_decision_id: str | None = None,
+    ) -> Decision:
         self._batch_seq += 1
         prefix = ("dry:" if self.config.dry_run else "") + self.config.id_namespace
+        if attempt is None and self.escalations:
+            escalation = self.escalations.get(assessment.task.task_id)
+            if escalation is not None:
+                attempt, previous_decision_id = escalation.attempt, escalation.previous_decision_id
         return build_decision(
             assessment,
             routed,
@@ -419,6 +576,8 @@ class Router:
             now_ms=now_ms,
             dry_run=self.config.dry_run,
             catalog=self.catalog,
+            attempt=attempt or 1,
+            previous_decision_id=previous_decision_id,
         )
 
     def _drop_waiting(self, task_id: str) -> WaitingTask | None:
@@ -433,6 +592,8 @@ class Router:
         while len(self.assigned) > self.config.remember_assigned:
             oldest, _ = self.assigned.popitem(last=False)
             self._changes.assigned[oldest] = None
+            if self.escalations:
+                self._end_escalation(oldest)
 
     # -- restart -----------------------------------------------------------------------------
 
@@ -445,9 +606,14 @@ class Router:
         ev_values: list[float],
         utilisation: dict[str, float],
         budgets: dict[str, Any] | None = None,
+        escalations: dict[str, dict[str, Any]] | None = None,
+        quality: dict[str, str] | None = None,
     ) -> None:
         """Rebuild the in-memory ledger from its snapshot (ARCHITECTURE.md invariant 2)."""
         self.budgets.restore(budgets or {})
+        for task_id, doc in (escalations or {}).items():
+            self.escalations[task_id] = Escalation.from_json(doc)
+        self.gate.restore(quality or {})
         for record in self.ledger.restore(slots, utilisation):
             if record.held is not None:  # a held task keeps its arrival place if it ever waits again
                 self.waiting.note_seq(int(record.held["seq"]))
@@ -467,6 +633,11 @@ class Router:
             return
         waiting.models = rateable_ids
         waiting.min_tier = rateable[0].tier
+        if self.escalations or self.gate.blocking:
+            narrowed = self._assess(waiting.task, waiting.ev)
+            self._notes.pop(waiting.task.task_id, None)
+            if narrowed.min_tier is not None:  # else the escalation's models left the catalogue: keep all
+                waiting.models, waiting.min_tier = narrowed.rateable, narrowed.min_tier
         self.waiting.add(waiting)
 
     def stats(self, now_ms: int) -> dict[str, Any]:

@@ -23,10 +23,19 @@ class LedgerChanges:
     ev_added: list[float] = field(default_factory=list)
     utilisation: dict[str, float] = field(default_factory=dict)  # "account\x1fmodel" -> 0..1
     budgets: dict[str, list[Any]] | None = None  # spend per budget (BudgetBook.to_json), when it changed
+    escalations: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: chain over
+    quality: dict[str, str] = field(default_factory=dict)  # "model\x1flayer" -> recent outcomes
 
     def __bool__(self) -> bool:
         return bool(
-            self.slots or self.waiting or self.assigned or self.ev_added or self.utilisation or self.budgets is not None
+            self.slots
+            or self.waiting
+            or self.assigned
+            or self.ev_added
+            or self.utilisation
+            or self.budgets is not None
+            or self.escalations
+            or self.quality
         )
 
 

@@ -68,6 +68,21 @@ class Task:
         self.fields = {} if fields is None else fields
 
 
+class TaskResult(StrEnum):
+    """`completed.outcome` (PROTOCOL.md v1.1, Task outcomes); absent means unreported."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Failure(StrEnum):
+    """`completed.failure`: why a failed task failed, which decides what the router does next."""
+
+    CAPABILITY = "capability"  # the model could not do it: escalate to a higher tier
+    TRANSIENT = "transient"  # rate limit, timeout, crash: retry at the same rules
+    ABANDONED = "abandoned"  # given up by the slot or its owner: no retry
+
+
 @dataclass(slots=True, kw_only=True)
 class Usage:
     """What a finished task consumed, as its slot reported it (any part may be unknown)."""
@@ -76,6 +91,9 @@ class Usage:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    outcome: TaskResult | None = None
+    failure: Failure | None = None  # set exactly when outcome is FAILED
+    detail: str | None = None
 
 
 # Input events (the wire's `type` values in comments).
@@ -144,6 +162,7 @@ class Outcome(StrEnum):
     ASSIGNED = "assigned"
     AWAIT_SLOT = "await_slot"
     UNROUTABLE = "unroutable"
+    FAILED = "failed"  # given up after a failed outcome (escalation or retry cap, or abandoned)
 
 
 class Verdict(StrEnum):
@@ -157,6 +176,7 @@ class Verdict(StrEnum):
     HIGHER_UTILISATION = "higher_utilisation"
     TIE_BREAK = "tie_break"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    LOW_SUCCESS = "low_success"  # the quality gate stopped rating this model for the task's layer
 
 
 class ReasonCode(StrEnum):
@@ -169,6 +189,9 @@ class ReasonCode(StrEnum):
     NO_CAPABLE_MODEL = "no_capable_model"
     ASSIGNMENT_LAPSED = "assignment_lapsed"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    ESCALATED = "escalated"
+    RETRIED = "retried"
+    GAVE_UP = "failed"
 
 
 _PLAIN: Final[dict[str, str]] = {m.value: m.value for e in (Outcome, Verdict, ReasonCode) for m in e}
@@ -280,6 +303,8 @@ class Decision:
     event_id: str | None = None
     dry_run: bool = False
     policy_version: str = ""
+    attempt: int = 1  # 1-based; each escalation or retry starts the next attempt
+    previous_decision_id: str | None = None  # the failed assignment that started this attempt
 
     def __init__(
         self,
@@ -299,6 +324,8 @@ class Decision:
         event_id: str | None = None,
         dry_run: bool = False,
         policy_version: str = "",
+        attempt: int = 1,
+        previous_decision_id: str | None = None,
     ) -> None:
         self.decision_id = decision_id
         self.task = task
@@ -315,6 +342,8 @@ class Decision:
         self.event_id = event_id
         self.dry_run = dry_run
         self.policy_version = policy_version
+        self.attempt = attempt
+        self.previous_decision_id = previous_decision_id
 
     def to_record(self) -> dict[str, Any]:
         """The decision record of PROTOCOL.md, as a JSON-ready dict."""
@@ -344,6 +373,10 @@ class Decision:
             "dry_run": self.dry_run,
             "event_id": self.event_id,
             "policy_version": self.policy_version,
+            "attempt": self.attempt,
+            "previous_decision_id": self.previous_decision_id,
+            # the highest level the task requires of any capability: the quality record's other axis
+            "requirement_level": max(self.task.requires.values()) if self.task.requires else 0,
         }
 
 
@@ -411,6 +444,11 @@ class UsageReported:
     decision_id: str | None
     event_id: str
     at_ms: int
+    layer: str | None = None  # the task's layer, when the router knows the task
+    # What the router did with the outcome: escalated, retried, failed, none (succeeded or
+    # unreported: nothing to do), or ignored (not the slot's current assignment of that task).
+    outcome_effect: str | None = None
+    attempt: int | None = None
 
 
 Effect = Decision | Cancelled | UsageReported

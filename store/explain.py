@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-OUTCOME_STYLE = {"assigned": "green", "await_slot": "yellow", "unroutable": "red"}
+OUTCOME_STYLE = {"assigned": "green", "await_slot": "yellow", "unroutable": "red", "failed": "red"}
 VERDICT_STYLE = {
     "chosen": "bold green",
     "incapable": "red",
@@ -37,6 +37,9 @@ def render(task_id: str, records: list[dict[str, Any]]) -> RenderableType:
     if not records:
         return Text(f"No decision about task {task_id!r} (neither in the store nor in the decisions stream).")
     parts: list[RenderableType] = [Text(f"Task {task_id}: {len(records)} decision(s)", style="bold")]
+    chain = attempt_chain(records)
+    if chain:
+        parts.append(Text(f"Attempts: {chain}"))
     for record in records:
         parts.append(Text(""))
         parts.extend(_render_one(record))
@@ -51,6 +54,8 @@ def _render_one(d: Mapping[str, Any]) -> list[RenderableType]:
     if d.get("chosen_model"):
         head.append(f"  -> {d['chosen_model']} (tier {d.get('chosen_tier')}) on slot {d.get('chosen_slot_id')}")
         head.append(f", account {d.get('account')}", style="dim")
+    if (d.get("attempt") or 1) > 1:
+        head.append(f"  attempt {d.get('attempt')}, after {d.get('previous_decision_id')}", style="bold")
     if d.get("dry_run"):
         head.append("  [dry run]", style="dim")
     if not d.get("recorded", True):
@@ -66,6 +71,10 @@ def _render_one(d: Mapping[str, Any]) -> list[RenderableType]:
     rule.append(f"  -  {d.get('reason')}")
     lines.append(rule)
     lines.append(Text("  " + _numbers(d)))
+    if d.get("task_outcome"):
+        reported = str(d["task_outcome"]) + (f" ({d['task_failure']})" if d.get("task_failure") else "")
+        detail = f': "{d["task_detail"]}"' if d.get("task_detail") else ""
+        lines.append(Text(f"  slot reported: {reported}{detail}", style=OUTCOME_STYLE.get(str(d["task_outcome"]), "")))
     cost = _cost(d)
     if cost:
         lines.append(Text("  " + cost))
@@ -73,6 +82,23 @@ def _render_one(d: Mapping[str, Any]) -> list[RenderableType]:
     if alternatives:
         lines.append(_alternatives_table(alternatives))
     return lines
+
+
+def attempt_chain(records: list[dict[str, Any]]) -> str:
+    """`1 haiku (failed: capability) -> 2 sonnet (succeeded)`: each assignment in order, with the
+    outcome its slot reported; empty for a task assigned at most once and never failed."""
+    steps = []
+    for d in records:
+        if d.get("outcome") == "assigned":
+            reported = d.get("task_outcome") or "no outcome yet"
+            if d.get("task_failure"):
+                reported = f"{reported}: {d['task_failure']}"
+            steps.append(f"{d.get('attempt') or 1} {d.get('chosen_model')} ({reported})")
+        elif d.get("outcome") == "failed":
+            steps.append("gave up")
+    if len(steps) < 2 and not any(d.get("outcome") == "failed" for d in records):
+        return ""
+    return " -> ".join(steps)
 
 
 def _numbers(d: Mapping[str, Any]) -> str:

@@ -25,6 +25,9 @@ _USAGE_COLUMNS = (
     usage.c.cost_usd.label("actual_cost_usd"),
     usage.c.cost_source.label("actual_cost_source"),
     usage.c.reported_at.label("completed_at"),
+    usage.c.outcome.label("task_outcome"),
+    usage.c.failure.label("task_failure"),
+    usage.c.detail.label("task_detail"),
 )
 
 
@@ -61,6 +64,12 @@ class StoredDecision:
     actual_cost_usd: float | None = None
     actual_cost_source: str | None = None
     completed_at: datetime | None = None
+    # v1.1: the attempt chain, and the outcome the slot reported for this assignment
+    attempt: int | None = None
+    previous_decision_id: str | None = None
+    task_outcome: str | None = None
+    task_failure: str | None = None
+    task_detail: str | None = None
 
     @property
     def cost_usd(self) -> float | None:

@@ -16,7 +16,7 @@ from router.errors import RouterError
 from store.db import from_epoch_ms
 from store.schema import DECISION_ID_LEN, ENTRY_ID_LEN, ID_LEN
 
-OUTCOMES = frozenset({"assigned", "await_slot", "unroutable"})
+OUTCOMES = frozenset({"assigned", "await_slot", "unroutable", "failed"})
 
 Row = dict[str, Any]
 # Prices a usage report that gave tokens but no cost: (model, input_tokens, output_tokens) -> USD.
@@ -63,6 +63,11 @@ def decision_row(doc: Any, *, stream_id: str | None, recorded_at: datetime) -> R
         "policy_version": _opt_text(doc, "policy_version", 64) or "",
         "stream_id": stream_id,
         "recorded_at": recorded_at,
+        **_given(
+            attempt=_opt_int(doc, "attempt", 1, 32_767),
+            previous_decision_id=_opt_text(doc, "previous_decision_id", DECISION_ID_LEN),
+            requirement_level=_opt_int(doc, "requirement_level", 0, 10),
+        ),
     }
 
 
@@ -91,7 +96,41 @@ def usage_row(doc: Any, *, stream_id: str | None, recorded_at: datetime, pricer:
         "reported_at": _epoch_ms(doc, "at"),
         "recorded_at": recorded_at,
         "stream_id": stream_id,
+        **_outcome(doc),
     }
+
+
+TASK_OUTCOMES = frozenset({"succeeded", "failed"})
+FAILURES = frozenset({"capability", "transient", "abandoned"})
+OUTCOME_EFFECTS = frozenset({"escalated", "retried", "failed", "none", "ignored"})
+
+
+def _outcome(doc: Mapping[str, Any]) -> Row:
+    """The outcome columns of a usage row (all NULL for a report without an outcome)."""
+    outcome = _opt_choice(doc, "outcome", TASK_OUTCOMES)
+    failure = _opt_choice(doc, "failure", FAILURES)
+    if (outcome == "failed") != (failure is not None):
+        raise BadRecord("failure must be given exactly when outcome is 'failed'")
+    return _given(
+        outcome=outcome,
+        failure=failure,
+        detail=_opt_text(doc, "detail", 200),
+        outcome_effect=_opt_choice(doc, "outcome_effect", OUTCOME_EFFECTS),
+        attempt=_opt_int(doc, "attempt", 1, 32_767),
+    )
+
+
+def _given(**columns: Any) -> Row:
+    """The v1.1 columns a record has values for: a record without them makes the same row as
+    before migration 0004 (the writer stores a column a row leaves out as NULL)."""
+    return {name: value for name, value in columns.items() if value is not None}
+
+
+def _opt_choice(doc: Mapping[str, Any], key: str, allowed: frozenset[str]) -> str | None:
+    value = _opt_text(doc, key, 16)
+    if value is not None and value not in allowed:
+        raise BadRecord(f"{key} {value!r} is not one of {sorted(allowed)}"[:300])
+    return value
 
 
 # -- field checks -------------------------------------------------------------------------------

@@ -68,6 +68,10 @@ decisions = Table(
     Column("policy_version", String(64), nullable=False, default=""),
     Column("stream_id", String(ENTRY_ID_LEN)),  # the decisions-stream entry it was recorded from
     Column("recorded_at", UtcDateTime, nullable=False),
+    # v1.1 (migration 0004): the attempt (NULL: 1) and the failed assignment that started it
+    Column("attempt", SmallInteger),
+    Column("previous_decision_id", String(DECISION_ID_LEN)),
+    Column("requirement_level", SmallInteger),  # the highest capability level the task requires
     # `explain` and "decisions for a task": task first, newest last.
     Index("ix_mrd_task_decided", "task_id", "decided_at"),
     # time windows (list, retention, dashboard range).
@@ -96,6 +100,13 @@ usage = Table(
     Column("reported_at", UtcDateTime, nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
     Column("stream_id", String(ENTRY_ID_LEN)),
+    # v1.1 (migration 0004): the outcome reported (NULL: unreported), its failure kind and detail,
+    # what the router did with it (escalated, retried, failed, none, ignored) and the attempt
+    Column("outcome", String(16)),
+    Column("failure", String(16)),
+    Column("detail", Text),
+    Column("outcome_effect", String(16)),
+    Column("attempt", SmallInteger),
     Index("ix_mru_task", "task_id"),
     Index("ix_mru_reported_at", "reported_at"),
 )

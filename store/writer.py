@@ -43,7 +43,8 @@ def _insert_ignoring_duplicates(conn: Connection, table: Table, rows: Sequence[R
     if not rows:
         return []
     plan = _plan(conn.dialect, table)
-    values = [[process(row[name]) if process else row[name] for name, process in plan.columns] for row in rows]
+    # a nullable column a row leaves out is NULL (the outcome columns of migration 0004, say)
+    values = [[process(row.get(name)) if process else row.get(name) for name, process in plan.columns] for row in rows]
     if conn.dialect.name == "postgresql":
         # One statement whatever the batch size: a column of values per array parameter. Its text
         # never changes, so PostgreSQL parses it once and a batch costs one round trip.

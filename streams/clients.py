@@ -129,17 +129,30 @@ class Slot:
         completed.update(cost_usd=cost_usd, **report)
         return self.free(completed={k: v for k, v in completed.items() if v is not None})
 
-    def free(self, *, completed: Mapping[str, Any] | None = None) -> str:
+    def free(
+        self,
+        *,
+        completed: Mapping[str, Any] | None = None,
+        outcome: str | None = None,
+        failure: str | None = None,
+        detail: str | None = None,
+    ) -> str:
         """`slot.free`: the slot is idle. It acknowledges every assignment the slot holds, in the
-        same transaction: an idle slot holds none (the router counts them finished or dropped)."""
+        same transaction: an idle slot holds none (the router counts them finished or dropped).
+        `completed` reports the task it finished, and `outcome` (`succeeded` / `failed`), `failure`
+        (`capability` / `transient` / `abandoned`) and `detail` how it went (PROTOCOL.md v1.1; they
+        go into `completed`, which must then be given)."""
         doc: dict[str, Any] = {
             "type": "slot.free",
             "slot_id": self.slot_id,
             "model": self.model,
             "account": self.account,
         }
+        reported = {k: v for k, v in (("outcome", outcome), ("failure", failure), ("detail", detail)) if v is not None}
+        if reported and completed is None:
+            raise ValueError("an outcome is reported with the completed task: pass completed={'task_id': ...}")
         if completed is not None:
-            doc["completed"] = dict(completed)
+            doc["completed"] = {**completed, **reported}
         return self._publish_releasing(doc)
 
     def heartbeat(self) -> str:

@@ -90,6 +90,16 @@ class StateKeys:
         return f"{self.base}ledger:budgets"
 
     @property
+    def escalations(self) -> str:
+        """Tasks between attempts after a failed outcome (router/escalation.py)."""
+        return f"{self.base}ledger:escalations"
+
+    @property
+    def quality(self) -> str:
+        """The quality gate's recent outcomes per model and layer (router/quality.py)."""
+        return f"{self.base}ledger:quality"
+
+    @property
     def leader(self) -> str:
         return f"{self.base}leader"
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.engine import Cancelled, Effect, LedgerChanges, UsageReported
-from router.values import Decision, Outcome, plain
+from router.values import Decision, Outcome, ReasonCode, plain
 from streams.codec import encode
 from streams.commit import AtomicStep
 from streams.keys import Keys, StateKeys
@@ -52,9 +52,16 @@ def _decision(step: AtomicStep, keys: Keys, decision: Decision, *, caps: StreamC
         step.xadd(keys.assign(decision.chosen.slot_id), encode(assignment_message(decision)), maxlen=caps.assign)
 
 
+# A task waiting again after a failed outcome says why in its status type (PROTOCOL.md v1.1).
+_WAITING_AGAIN = {ReasonCode.ESCALATED: "escalated", ReasonCode.RETRIED: "retried"}
+
+
 def status_message(decision: Decision) -> dict[str, Any]:
+    kind = plain(decision.outcome)
+    if decision.outcome is Outcome.AWAIT_SLOT and decision.reason_code in _WAITING_AGAIN:
+        kind = _WAITING_AGAIN[decision.reason_code]
     doc: dict[str, Any] = {
-        "type": plain(decision.outcome),
+        "type": kind,
         "task_id": decision.task.task_id,
         "decision_id": decision.decision_id,
         "reason": decision.reason,
@@ -63,6 +70,9 @@ def status_message(decision: Decision) -> dict[str, Any]:
     if decision.chosen is not None:
         doc["slot_id"] = decision.chosen.slot_id
         doc["model"] = decision.chosen.model
+    if decision.attempt != 1:
+        doc["attempt"] = decision.attempt
+        doc["previous_decision_id"] = decision.previous_decision_id
     return doc
 
 
@@ -82,7 +92,7 @@ def assignment_message(decision: Decision) -> dict[str, Any]:
 
 def usage_message(effect: UsageReported) -> dict[str, Any]:
     usage = effect.usage
-    return {
+    doc: dict[str, Any] = {
         "decision_id": effect.decision_id,
         "task_id": usage.task_id,
         "slot_id": effect.slot_id,
@@ -94,6 +104,16 @@ def usage_message(effect: UsageReported) -> dict[str, Any]:
         "event_id": effect.event_id,
         "at": effect.at_ms,
     }
+    if effect.outcome_effect is not None:  # v1.1: the outcome and what the router did with it
+        doc.update(
+            outcome=None if usage.outcome is None else usage.outcome.value,
+            failure=None if usage.failure is None else usage.failure.value,
+            detail=usage.detail,
+            outcome_effect=effect.outcome_effect,
+            attempt=effect.attempt,
+            layer=effect.layer,
+        )
+    return doc
 
 
 def dead_letter(entry_id: str, raw: bytes | None, error: str) -> dict[str, Any]:
@@ -113,19 +133,23 @@ def dead_letter(entry_id: str, raw: bytes | None, error: str) -> dict[str, Any]:
 def add_ledger_changes(step: AtomicStep, state: StateKeys, changes: LedgerChanges, *, ev_window: int) -> None:
     for slot_id, doc in changes.slots.items():
         step.hset(state.slots, slot_id, encode(doc))
-    for task_id, waiting in changes.waiting.items():
-        if waiting is None:
-            step.hdel(state.waiting, task_id)
-        else:
-            step.hset(state.waiting, task_id, encode(waiting))
-    for task_id, ref in changes.assigned.items():
-        if ref is None:
-            step.hdel(state.assigned, task_id)
-        else:
-            step.hset(state.assigned, task_id, encode(ref))
+    _hash_changes(step, state.waiting, changes.waiting)
+    _hash_changes(step, state.assigned, changes.assigned)
     for ev in changes.ev_added:
         step.rpush_capped(state.ev_window, repr(ev), keep=ev_window)
     for key, value in changes.utilisation.items():
         step.hset(state.utilisation, key, repr(value))
     for name, spend in (changes.budgets or {}).items():
         step.hset(state.budgets, name, encode(spend))
+    _hash_changes(step, state.escalations, changes.escalations)
+    for key, outcomes in changes.quality.items():
+        step.hset(state.quality, key, outcomes)
+
+
+def _hash_changes(step: AtomicStep, key: str, changes: dict[str, dict[str, Any] | None]) -> None:
+    """Each field set to its new document, or deleted where the change is None."""
+    for field_name, doc in changes.items():
+        if doc is None:
+            step.hdel(key, field_name)
+        else:
+            step.hset(key, field_name, encode(doc))

@@ -13,6 +13,7 @@ from router.errors import InvalidEvent
 from router.values import (
     DEFAULT_ACCOUNT,
     Event,
+    Failure,
     QuotaUtilisation,
     SlotFree,
     SlotGone,
@@ -20,6 +21,7 @@ from router.values import (
     Task,
     TaskCancelled,
     TaskPending,
+    TaskResult,
     TaskStarted,
     Usage,
 )
@@ -30,6 +32,7 @@ MAX_TITLE_CHARS: Final = 200
 MAX_NAME_CHARS: Final = 64
 MAX_REQUIRES: Final = 32
 MAX_TOKENS: Final = 10**9
+MAX_DETAIL_CHARS: Final = 200
 
 
 def parse_event(raw: bytes, *, models: Collection[str], max_bytes: int = DEFAULT_MAX_BYTES) -> Event:
@@ -187,12 +190,53 @@ def _completed(f: _Fields) -> Usage | None:
     if not isinstance(value, dict):
         raise f.fail(f"completed must be an object, got {type(value).__name__}")
     inner = _Fields(f"{f.kind}.completed", value)
+    outcome, failure = _outcome(inner)
     return Usage(
         task_id=inner.required_string("task_id"),
         input_tokens=inner.integer("input_tokens", low=0, high=MAX_TOKENS),
         output_tokens=inner.integer("output_tokens", low=0, high=MAX_TOKENS),
         cost_usd=inner.number("cost_usd", low=0.0, high=1e6),
+        outcome=outcome,
+        failure=failure,
+        detail=_detail(inner),
     )
+
+
+def _outcome(f: _Fields) -> tuple[TaskResult | None, Failure | None]:
+    """`outcome` and `failure` (v1.1): a failure kind exactly when the outcome is `failed`."""
+    outcome_text = _choice(f, "outcome", _OUTCOMES)
+    failure_text = _choice(f, "failure", _FAILURES)
+    outcome = None if outcome_text is None else TaskResult(outcome_text)
+    failure = None if failure_text is None else Failure(failure_text)
+    if outcome is TaskResult.FAILED and failure is None:
+        raise f.fail(f"outcome 'failed' needs a failure: one of {', '.join(_FAILURES)}")
+    if failure is not None and outcome is not TaskResult.FAILED:
+        raise f.fail(f"failure {failure_text!r} is only allowed with outcome 'failed'")
+    return outcome, failure
+
+
+_OUTCOMES: Final = tuple(m.value for m in TaskResult)
+_FAILURES: Final = tuple(m.value for m in Failure)
+
+
+def _choice(f: _Fields, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = f.doc.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in allowed:
+        raise f.fail(f"{name} must be one of {', '.join(allowed)}, got {value!r}"[:300])
+    return value
+
+
+def _detail(f: _Fields) -> str | None:
+    value = f.doc.get("detail")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise f.fail(f"detail must be a string, got {type(value).__name__}")
+    if len(value) > MAX_DETAIL_CHARS:
+        raise f.fail(f"detail must be at most {MAX_DETAIL_CHARS} characters, got {len(value)}")
+    return value
 
 
 def _slot_heartbeat(f: _Fields, models: Collection[str]) -> Event:

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "worker.commands.ops",
     "worker.commands.demo",
     "worker.commands.store",
+    "worker.commands.quality",
     "worker.commands.simulate",
     "worker.commands.web",
     "worker.commands.budgets",
@@ -31,6 +32,7 @@ COMMAND_HOMES = {
     "simulate": "worker.commands.simulate",
     "web": "worker.commands.web",
     "budgets": "worker.commands.budgets",
+    "quality": "worker.commands.quality",
     **dict.fromkeys(
         ("recorder", "db", "explain", "decisions", "dead", "retention", "rq-worker"), "worker.commands.store"
     ),

@@ -21,7 +21,9 @@ import structlog
 from router.catalog import Catalog, load_catalog
 from router.engine import Effect, Router, RouterConfig
 from router.errors import ConfigError, InvalidEvent
+from router.escalation import Limits
 from router.ev import Scorer
+from router.quality import GateMode, GateSettings
 from router.values import Decision, Task
 from streams.codec import as_text, decode, encode
 from streams.commit import AtomicStep, Committer, FencedOut
@@ -293,6 +295,8 @@ class RoutingWorker:
                 effects += router.expire_assignments(now_ms=now_ms)
             effects += router.match(now_ms=now_ms)
             self._warn_budgets(router, now_ms)
+            if router.gate.changed_flags:
+                _log_gate_changes(router)
         except BatchAborted:
             return None
         except Exception as exc:  # a bug in the round: blame the batch, retry it a bounded number of times
@@ -461,6 +465,16 @@ class RoutingWorker:
                 sole_tier_first=self.settings.sole_tier_first,
                 ev_priority_points=self.settings.ev_priority_points,
                 age_s_per_priority_point=self.settings.age_s_per_priority_point,
+                outcome_limits=Limits(
+                    max_escalations=self.settings.max_escalations, max_retries=self.settings.max_retries
+                ),
+                quality_gate=GateSettings(
+                    mode=GateMode(self.settings.quality_gate),
+                    min_success=self.settings.min_success,
+                    min_outcomes=self.settings.quality_min_outcomes,
+                    window=self.settings.quality_window,
+                    explore_share=self.settings.quality_explore,
+                ),
             ),
             scorer=self.scorer,
             budgets=self.budgets,
@@ -472,6 +486,8 @@ class RoutingWorker:
             ev_values=[float(v) for v in self.r.lrange(self.state.ev_window, 0, -1)],
             utilisation={as_text(k): float(v) for k, v in self.r.hgetall(self.state.utilisation).items()},
             budgets={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.budgets).items()},
+            escalations={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.escalations).items()},
+            quality={as_text(k): as_text(v) for k, v in self.r.hgetall(self.state.quality).items()},
         )
         log.info("ledger restored", **router.stats(int(self.clock() * 1000)))
         return router
@@ -548,3 +564,21 @@ def _load_scorer(spec: str | None) -> Scorer | None:
 
 def _typed_scorer(fn: Callable[[Task], Any]) -> Scorer:
     return lambda task: float(fn(task))
+
+
+def _log_gate_changes(router: Router) -> None:
+    """One line each time the quality gate flags a (model, layer) or clears it (docs/policy.md)."""
+    settings = router.gate.settings
+    for flagged, figures in router.gate.changed_flags:
+        log.warning(
+            "quality gate: low success" if flagged else "quality gate: success recovered",
+            mode=settings.mode.value,
+            model=figures.model,
+            layer=figures.layer,
+            succeeded=figures.succeeded,
+            judged=figures.judged,
+            interval=[round(figures.low, 3), round(figures.high, 3)],
+            min_success=settings.min_success,
+            suggestion=f"lower {figures.model}'s ratings for layer {figures.layer}'s requirements" if flagged else None,
+        )
+    router.gate.changed_flags.clear()

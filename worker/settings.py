@@ -61,6 +61,14 @@ class Settings:
     sole_tier_first: bool = _ORDER_DEFAULTS.sole_tier_first
     ev_priority_points: float = _ORDER_DEFAULTS.ev_priority_points
     age_s_per_priority_point: float = _ORDER_DEFAULTS.age_s_per_priority_point
+    # failed outcomes and the quality gate (router/escalation.py, router/quality.py; docs/policy.md)
+    max_escalations: int = _ORDER_DEFAULTS.outcome_limits.max_escalations
+    max_retries: int = _ORDER_DEFAULTS.outcome_limits.max_retries
+    quality_gate: str = _ORDER_DEFAULTS.quality_gate.mode.value
+    min_success: float = _ORDER_DEFAULTS.quality_gate.min_success
+    quality_min_outcomes: int = _ORDER_DEFAULTS.quality_gate.min_outcomes
+    quality_window: int = _ORDER_DEFAULTS.quality_gate.window
+    quality_explore: float = _ORDER_DEFAULTS.quality_gate.explore_share
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
@@ -106,6 +114,13 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ROUTER_SOLE_TIER_FIRST": ("sole_tier_first", boolean),
     "ROUTER_EV_PRIORITY_POINTS": ("ev_priority_points", float),
     "ROUTER_AGE_S_PER_PRIORITY_POINT": ("age_s_per_priority_point", float),
+    "ROUTER_MAX_ESCALATIONS": ("max_escalations", int),
+    "ROUTER_MAX_RETRIES": ("max_retries", int),
+    "ROUTER_QUALITY_GATE": ("quality_gate", str),
+    "ROUTER_MIN_SUCCESS": ("min_success", float),
+    "ROUTER_QUALITY_MIN_OUTCOMES": ("quality_min_outcomes", int),
+    "ROUTER_QUALITY_WINDOW": ("quality_window", int),
+    "ROUTER_QUALITY_EXPLORE": ("quality_explore", float),
 }
 
 ENVIRONMENT_VARIABLES = tuple(_ENV)
@@ -147,6 +162,10 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "assign_maxlen": (0, 2**62),
     "decisions_maxlen": (0, 2**62),
     "decisions_keep": (0, 2**62),
+    "max_escalations": (0, 10),
+    "max_retries": (0, 100),
+    "quality_min_outcomes": (1, 1_000_000),
+    "quality_window": (1, 100_000),
 }
 # (low, high, low allowed): a float must be finite and within the range
 _FLOAT_RANGES: dict[str, tuple[float, float, bool]] = {
@@ -155,7 +174,10 @@ _FLOAT_RANGES: dict[str, tuple[float, float, bool]] = {
     "retention_days": (0.0, MAX_RETENTION_DAYS, False),  # what the retention job itself accepts
     "ev_priority_points": (0.0, 1e12, True),
     "age_s_per_priority_point": (0.0, 1e12, True),
+    "min_success": (0.0, 1.0, False),
+    "quality_explore": (0.0, 1.0, True),
 }
+QUALITY_GATE_MODES = ("off", "shadow", "on")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -176,6 +198,13 @@ def _check(s: Settings) -> None:
         raise ConfigError("the consumer name (ROUTER_CONSUMER) must not be empty")
     if s.log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"ROUTER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}")
+    if s.quality_gate not in QUALITY_GATE_MODES:
+        raise ConfigError(f"ROUTER_QUALITY_GATE must be one of {', '.join(QUALITY_GATE_MODES)}, got {s.quality_gate!r}")
+    if s.quality_window < s.quality_min_outcomes:
+        raise ConfigError(
+            f"ROUTER_QUALITY_WINDOW ({s.quality_window}) must hold at least ROUTER_QUALITY_MIN_OUTCOMES "
+            f"({s.quality_min_outcomes}) outcomes, or the gate could never judge"
+        )
     if s.ev_scorer is not None and not all(part.strip() for part in s.ev_scorer.partition(":")[::2]):
         raise ConfigError(f"ROUTER_EV_SCORER must be 'module:function', got {s.ev_scorer!r}")
     problem = cluster_prefix_problem(s.redis_url, s.prefix)

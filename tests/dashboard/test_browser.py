@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -72,8 +73,19 @@ mode = "soft"
 
 @pytest.fixture
 def web(tmp_path: Path, redis_url: str, prefix: str, r: redis.Redis) -> Iterator[str]:
-    """`router web` on a SQLite file seeded with the standard rows around the real current time, with
-    one budget whose spend today is $12.50 (booked by a router, as the snapshot holds it)."""
+    """`router web` on a SQLite file seeded with the standard rows around the real current time."""
+    yield from serve_web(tmp_path, redis_url, prefix, r, standard_rows(now=datetime.now(tz=UTC)))
+
+
+def serve_web(
+    tmp_path: Path,
+    redis_url: str,
+    prefix: str,
+    r: redis.Redis,
+    rows: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> Iterator[str]:
+    """`router web` on a SQLite file seeded with `rows` (decisions, usage), with one budget whose
+    spend today is $12.50 (booked by a router, as the snapshot holds it); yields its base URL."""
     _require_chromium()
     budgets = tmp_path / "budgets.toml"
     budgets.write_text(BUDGETS_TOML)
@@ -82,7 +94,7 @@ def web(tmp_path: Path, redis_url: str, prefix: str, r: redis.Redis) -> Iterator
     url = f"sqlite:///{tmp_path / 'web.sqlite3'}"
     engine = make_engine(url)
     metadata.create_all(engine)
-    insert(engine, *standard_rows(now=datetime.now(tz=UTC)))
+    insert(engine, *rows)
     engine.dispose()
     port = _free_port()
     proc = RouterProcess(

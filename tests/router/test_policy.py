@@ -533,6 +533,7 @@ def test_reason_code_values_are_the_wire_strings() -> None:
         "higher_utilisation",
         "tie_break",
         "budget_exhausted",
+        "low_success",  # v1.1: the quality gate (router/quality.py)
     }
 
 

@@ -15,7 +15,7 @@ from streams.keys import Keys
 from worker.commands.argtypes import non_negative_count
 from worker.commands.common import add_connection_options, redis_from, settings_from
 
-OUTCOME_STYLE = {"assigned": "green", "await_slot": "yellow", "unroutable": "red"}
+OUTCOME_STYLE = {"assigned": "green", "await_slot": "yellow", "unroutable": "red", "failed": "red"}
 TIER_STYLE = {1: "cyan", 2: "blue", 3: "magenta"}
 
 

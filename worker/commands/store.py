@@ -33,7 +33,7 @@ from worker.logs import configure
 from worker.recorder import Recorder
 from worker.settings import Settings
 
-OUTCOMES = ("assigned", "await_slot", "unroutable")
+OUTCOMES = ("assigned", "await_slot", "unroutable", "failed")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # `--since` reaches at most this far either side of now, so `now - age` is always a date.

@@ -15,6 +15,7 @@ from dashboard.app import DEFAULT_REFRESH_S, create_app
 from dashboard.db import read_only_engine
 from router.catalog import load_catalog
 from router.errors import ConfigError
+from router.quality import GateMode, GateSettings
 from streams.connection import connect
 from worker.budget_file import load_budgets
 from worker.commands.argtypes import int_between, port
@@ -81,5 +82,11 @@ def build_app(settings: Settings, *, refresh_s: int = DEFAULT_REFRESH_S) -> Star
         prefix=settings.prefix,
         refresh_s=max(1, refresh_s),
         budgets=load_budgets(settings.budgets_path, catalog),
+        gate=GateSettings(
+            mode=GateMode(settings.quality_gate),
+            min_success=settings.min_success,
+            min_outcomes=settings.quality_min_outcomes,
+            window=settings.quality_window,
+        ),
     )
     return app
