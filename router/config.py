@@ -24,17 +24,14 @@ class RouterConfig:
     # Matching order refinement (POLICY.md "On every event"): a task that only one tier can serve
     # goes before other tasks that could use the same free slot. Measured in docs/simulator.md.
     sole_tier_first: bool = True
-    # Waiting-time ageing (0: off): each this many seconds a non-override task has waited counts as
-    # one more priority point in the matching order, so low priorities are not starved in a backlog.
-    # 45 s rather than the earlier 300 s: with EV points on (below) the all-task p95 wait stays within
-    # 1.25x fifo-capable's on every reference scenario (300 s: up to 1.5x); docs/simulator.md.
-    age_s_per_priority_point: float = 45.0
-    # EV in the matching order (0: off): a non-override task's place is priority + EV x this (+ ageing),
-    # so among tasks of similar priority the one worth more goes first. Tasks just under the moving P90
-    # (no override) but in the top EV decile otherwise queue behind higher-priority, lower-EV work. 50
-    # with 45 s ageing meets every goal on 5 of the 6 reference scenarios; no ageing step alone did.
-    # With no scorer EV = priority / 100: the order stays priority's, ageing weighs 1.5x less against it.
-    ev_priority_points: float = 50.0
+    # The non-override matching order (docs/policy.md "Matching order"): a task's score is its
+    # priority + ev_rank_points x its EV's rank in the EV window (0 lowest .. 1 highest), and each
+    # mean service time of its models that it has waited adds ageing_points_per_service_time points.
+    # Both are plain numbers, free of any unit of the workload: the time scale is measured (router/
+    # service_rates.py), so the same setting means the same on minute-long and hour-long tasks.
+    # Before any task has finished there is no ageing. 0 turns each off.
+    ageing_points_per_service_time: float = 5.0
+    ev_rank_points: float = 50.0
     # Failed outcomes (PROTOCOL.md v1.1): how many escalations and retries a task gets (router/escalation.py).
     outcome_limits: Limits = field(default_factory=Limits)
     # The quality gate (router/quality.py): off, shadow (report only, the default) or on.

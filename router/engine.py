@@ -25,6 +25,8 @@ from router.escalation import (
 from router.ev import EVResolver, EVWindow, Scorer
 from router.policy import Assessment, Barred, Routed, assess, route
 from router.quality import QualityGate
+from router.queue_place import FleetRates, places, queue_place, usable_models
+from router.service_rates import ServiceRates
 from router.slots import PoolKey, SlotLedger, SlotRecord, SlotState
 from router.snapshot import LedgerChanges, WaitingChanges, waiting_from_json, waiting_to_json
 from router.values import (
@@ -34,6 +36,7 @@ from router.values import (
     Event,
     Failure,
     Outcome,
+    QueuePlace,
     QuotaUtilisation,
     ReasonCode,
     SlotFree,
@@ -69,10 +72,11 @@ class Router:
         self.waiting = WaitingIndex(
             tiers={m.model_id: m.tier for m in catalog.models.values()},
             sole_tier_first=self.config.sole_tier_first,
-            age_s_per_point=self.config.age_s_per_priority_point,
-            ev_points=self.config.ev_priority_points,
+            points_per_scale=self.config.ageing_points_per_service_time,
+            ev_points=self.config.ev_rank_points,
         )
         self.ev_window = EVWindow(size=self.config.ev_window)
+        self.rates = ServiceRates()  # measured service times and the ETA correction
         self.resolver = EVResolver(scorer=scorer)
         self.assigned: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.budgets = BudgetBook(budgets)
@@ -111,6 +115,7 @@ class Router:
             changes.budgets = self.budgets.to_json()
             self.budgets.dirty = False
         changes.quality = self.gate.drain()
+        changes.rates = self.rates.drain()
         return changes
 
     # -- events ------------------------------------------------------------------------------
@@ -168,6 +173,10 @@ class Router:
             models=rateable_ids,
             min_tier=min_tier,
             await_decision_id=known.await_decision_id if known else None,
+            scale_ms=known.scale_ms if known else self._scale_for(rateable_ids),
+            ev_rank=self.ev_window.rank(ev) if self.config.ev_rank_points > 0 else 0.5,
+            first_estimate_s=known.first_estimate_s if known else None,
+            first_turn_s=known.first_turn_s if known else None,
         )
         self.waiting.add(waiting)
         self._waiting_changes.filed(waiting, new=known is None)
@@ -205,6 +214,8 @@ class Router:
                 # the slot has since been given another one, so freeing it would double-book it.
                 return self._usage_once(event, None, event_id=event_id, now_ms=now_ms)
         before = self.ledger.mark_free(slot_id=event.slot_id, model=event.model, account=event.account, now_ms=now_ms)
+        if before is not None and before.state is SlotState.BUSY and before.task_id is not None:
+            self._measured(before.model, now_ms - before.since_ms)
         if event.completed is not None:
             effects += self._usage_once(event, before, event_id=event_id, now_ms=now_ms)
         return effects
@@ -340,6 +351,21 @@ class Router:
         if self.escalations.pop(task_id, None) is not None:
             self._changes.escalations[task_id] = None
 
+    def _measured(self, model: str, service_ms: int) -> None:
+        """A slot's turn (assignment to its next slot.free) on `model`; the first measurement ever
+        gives every waiting task a time scale (until then the order had no ageing)."""
+        first = not self.rates.measured
+        self.rates.observe_service(model, service_ms)
+        if first and self.rates.measured:
+            for waiting in self.waiting.give_scales(self._scale_for):
+                self._waiting_changes.filed(waiting)
+
+    def _scale_for(self, models: frozenset[str]) -> float | None:
+        """The matching order's time scale for a task these models may serve: their mean service
+        time, or while none of them has been measured the mean of the models that have."""
+        scale = self.rates.scale_ms(models)
+        return scale if scale is not None else self.rates.overall_scale_ms()
+
     # -- lapsed assignments ------------------------------------------------------------------
 
     def expire_assignments(self, *, now_ms: int) -> list[Effect]:
@@ -369,6 +395,8 @@ class Router:
         if assessment.min_tier is None:  # the catalogue changed since it was assigned
             return [self._decision(assessment, self._route(assessment, now_ms), event_id=event_id, now_ms=now_ms)]
         waiting.models, waiting.min_tier = assessment.rateable, assessment.min_tier
+        if waiting.scale_ms is None:
+            waiting.scale_ms = self._scale_for(waiting.models)
         self.waiting.add(waiting)
         routed = self._route(assessment, now_ms)
         reason = f"Assignment to {before.slot_id} ({before.model}) lapsed: {why}; the task waits again."
@@ -380,6 +408,7 @@ class Router:
             alternatives=routed.alternatives,
         )
         decision = self._decision(assessment, lapsed, event_id=event_id, now_ms=now_ms)
+        decision.queue_place = self._place_of(waiting, now_ms)
         waiting.await_decision_id = decision.decision_id
         self._waiting_changes.filed(waiting)
         return [decision]
@@ -467,6 +496,7 @@ class Router:
         chosen = decision.chosen
         assert chosen is not None
         task_id = waiting.task.task_id
+        self._learn_eta(waiting, now_ms)
         self._drop_waiting(task_id)
         self.ledger.mark_busy(
             chosen.slot_id,
@@ -484,6 +514,15 @@ class Router:
                 ref["charge"] = charge
         self._remember_assigned(task_id, ref)
 
+    def _learn_eta(self, waiting: WaitingTask, now_ms: int) -> None:
+        """An assigned task's real wait against its first estimate teaches the ETA correction;
+        only tasks that waited at least one slot turn: one served at the next free slot says how
+        the slots happened to be placed, not how far the queue estimate is off."""
+        estimate, turn = waiting.first_estimate_s, waiting.first_turn_s
+        waited_s = (now_ms - waiting.since_ms) / 1000
+        if estimate is not None and turn is not None and waited_s >= turn:
+            self.rates.observe_wait(estimated_s=estimate, waited_s=waited_s)
+
     def _announce_wait(self, waiting: WaitingTask, now_ms: int) -> Decision:
         task = waiting.task
         decision = self._decide(task, waiting.ev, event_id=self._touched.get(task.task_id), now_ms=now_ms)
@@ -492,9 +531,39 @@ class Router:
             # step): book it, so a published assignment always holds its slot
             self._commit_assignment(waiting, decision, now_ms)
             return decision
+        decision.queue_place = self._place_of(waiting, now_ms)
         waiting.await_decision_id = decision.decision_id
         self._waiting_changes.filed(waiting)
         return decision
+
+    # -- queue position and ETA --------------------------------------------------------------
+
+    def queue_place(self, task_id: str, now_ms: int) -> QueuePlace | None:
+        """Where a waiting task stands now (None if it is not waiting): O(groups x log n)."""
+        waiting = self.waiting.tasks.get(task_id)
+        return None if waiting is None else self._queue_place(waiting, now_ms)[0]
+
+    def queue_places(self, now_ms: int) -> dict[str, QueuePlace]:
+        """Every waiting task's place, by task id (one sort of the queue: for tables, not per event)."""
+        fleet = FleetRates(self.rates, self.ledger, now_ms)
+        p50, p90 = self.ev_window.p50, self.ev_window.p90
+        return places(
+            self.waiting, fleet, premium_models=self.premium_models, p50=p50, p90=p90, correction=self.rates.correction
+        )
+
+    def _queue_place(self, waiting: WaitingTask, now_ms: int) -> tuple[QueuePlace, float | None, float | None]:
+        usable = usable_models(waiting, self.premium_models, self.ev_window.p50)
+        fleet = FleetRates(self.rates, self.ledger, now_ms)
+        return queue_place(
+            self.waiting, fleet, waiting, usable=usable, p90=self.ev_window.p90, correction=self.rates.correction
+        )
+
+    def _place_of(self, waiting: WaitingTask, now_ms: int) -> QueuePlace:
+        """The place an await decision reports; the first one's estimate is kept to learn from."""
+        place, estimate, turn = self._queue_place(waiting, now_ms)
+        if waiting.first_estimate_s is None:
+            waiting.first_estimate_s, waiting.first_turn_s = estimate, turn
+        return place
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -608,12 +677,14 @@ class Router:
         budgets: dict[str, Any] | None = None,
         escalations: dict[str, dict[str, Any]] | None = None,
         quality: dict[str, str] | None = None,
+        rates: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         """Rebuild the in-memory ledger from its snapshot (ARCHITECTURE.md invariant 2)."""
         self.budgets.restore(budgets or {})
         for task_id, doc in (escalations or {}).items():
             self.escalations[task_id] = Escalation.from_json(doc)
         self.gate.restore(quality or {})
+        self.rates.restore(rates or {})
         for record in self.ledger.restore(slots, utilisation):
             if record.held is not None:  # a held task keeps its arrival place if it ever waits again
                 self.waiting.note_seq(int(record.held["seq"]))
@@ -638,6 +709,8 @@ class Router:
             self._notes.pop(waiting.task.task_id, None)
             if narrowed.min_tier is not None:  # else the escalation's models left the catalogue: keep all
                 waiting.models, waiting.min_tier = narrowed.rateable, narrowed.min_tier
+        if waiting.scale_ms is None:  # a snapshot written before anything was measured
+            waiting.scale_ms = self._scale_for(rateable_ids)
         self.waiting.add(waiting)
 
     def stats(self, now_ms: int) -> dict[str, Any]:

@@ -63,6 +63,16 @@ class EVWindow:
         # a*(1-f) + b*f never overflows for finite a and b (b - a can, and inf * 0 is NaN)
         return float(a * (1 - f) + b * f)
 
+    def rank(self, ev: float) -> float:
+        """Where `ev` stands among the window's values, 0 (below all) to 1 (above all), ties
+        counting half; 0.5 while the window is empty. Free of EV's unit, whatever the scorer's."""
+        n = len(self._sorted)
+        if n == 0:
+            return 0.5
+        below = self._sorted.bisect_left(ev)
+        not_above = self._sorted.bisect_left(math.nextafter(ev, math.inf)) if ev < math.inf else n
+        return (below + not_above) / (2 * n)
+
     @property
     def p50(self) -> float | None:
         return self.percentile(0.5)

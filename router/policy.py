@@ -70,16 +70,41 @@ def assess(task: Task, catalog: Catalog, *, ev: float, p50: float | None, p90: f
     )
 
 
+# The two EV rules (steps 4 and 5) live here and only here: route() and the waiting index both ask
+# these functions. Both are thresholds on EV (an answer changes only where EV crosses P50 or P90),
+# which is what lets the waiting index keep them as bisectable orders.
+
+
+def is_quest_override(quest_priority: int | None) -> bool:
+    """Step 4's quest part: a quest priority of 95 or more overrides, whatever the EV."""
+    return quest_priority is not None and quest_priority >= OVERRIDE_QUEST_PRIORITY
+
+
+def is_ev_override(ev: float, p90: float | None) -> bool:
+    """Step 4's EV part: EV above P90 (no override by EV while the window is empty)."""
+    return p90 is not None and ev > p90
+
+
 def is_override(task: Task, *, ev: float, p90: float | None) -> bool:
-    by_ev = p90 is not None and ev > p90
-    by_quest = task.quest_priority is not None and task.quest_priority >= OVERRIDE_QUEST_PRIORITY
-    return by_ev or by_quest
+    """Step 4: the task may claim a higher tier."""
+    return is_quest_override(task.quest_priority) or is_ev_override(ev, p90)
+
+
+def premium_allowed(priority: int, ev: float, p50: float | None) -> bool:
+    """Step 5 for a task that a cheaper tier could serve: premium is allowed unless EV < P50 and
+    priority < 90 (always, while the window is empty)."""
+    return p50 is None or priority >= PREMIUM_BLOCK_PRIORITY or not ev < p50
 
 
 def is_premium_blocked(task: Task, *, ev: float, p50: float | None, min_tier: int | None) -> bool:
-    if min_tier is None or min_tier >= PREMIUM_TIER or p50 is None:
+    """Step 5: premium is blocked for this task (never when only premium models are rateable)."""
+    if min_tier is None or min_tier >= PREMIUM_TIER:
         return False
-    return ev < p50 and task.priority < PREMIUM_BLOCK_PRIORITY
+    return not premium_allowed(task.priority, ev, p50)
+
+
+PREMIUM_BLOCK_TEXT: Final = f"EV below P50 and priority < {PREMIUM_BLOCK_PRIORITY}"
+PREMIUM_ALLOWED_TEXT: Final = f"EV >= P50 or priority >= {PREMIUM_BLOCK_PRIORITY}"
 
 
 @dataclass(slots=True, kw_only=True, init=False)
@@ -347,7 +372,8 @@ def _numbers(a: Assessment) -> str:
 
 def _override_why(a: Assessment) -> str:
     t = a.thresholds
-    if t.p90 is not None and t.ev > t.p90:
+    if is_ev_override(t.ev, t.p90):
+        assert t.p90 is not None
         return f"override: EV {_g3(t.ev)} > P90 {_g3(t.p90)}"
     return f"override: quest priority {a.task.quest_priority} >= {OVERRIDE_QUEST_PRIORITY}"
 
@@ -363,7 +389,7 @@ def _assigned_reason(a: Assessment, slot: ChosenSlot) -> tuple[ReasonCode, str]:
         return ReasonCode.ONLY_PREMIUM_RATEABLE, f"{where}: only premium models meet its requirements; {_numbers(a)}."
     premium_note = ""
     if slot.tier >= PREMIUM_TIER:
-        premium_note = " (premium allowed: EV >= P50 or priority >= 90; no cheaper capable slot was free)"
+        premium_note = f" (premium allowed: {PREMIUM_ALLOWED_TEXT}; no cheaper capable slot was free)"
     return (
         ReasonCode.CHEAPEST_CAPABLE,
         f"{where}: the cheapest free capable tier (lowest rateable tier {a.min_tier}){premium_note}; {_numbers(a)}.",
@@ -386,8 +412,8 @@ def _await_reason(a: Assessment, alternatives: tuple[Alternative, ...], bar_kept
     if tally.get(Verdict.PREMIUM_BLOCKED) and not tally.get(Verdict.BUSY) and not tally.get(Verdict.STALE):
         return (
             ReasonCode.PREMIUM_BLOCKED,
-            f"Waiting: only premium slots could serve it and premium is blocked (EV below P50 and priority < "
-            f"{PREMIUM_BLOCK_PRIORITY}); rateable: {rateable}; {_numbers(a)}.",
+            f"Waiting: only premium slots could serve it and premium is blocked ({PREMIUM_BLOCK_TEXT}); "
+            f"rateable: {rateable}; {_numbers(a)}.",
         )
     if tally.get(Verdict.STALE) and not tally.get(Verdict.BUSY):
         return (

@@ -25,6 +25,8 @@ class LedgerChanges:
     budgets: dict[str, list[Any]] | None = None  # spend per budget (BudgetBook.to_json), when it changed
     escalations: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: chain over
     quality: dict[str, str] = field(default_factory=dict)  # "model\x1flayer" -> recent outcomes
+    # router/service_rates.py's snapshot fields that changed (a model's service time, the ETA correction)
+    rates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(
@@ -36,11 +38,12 @@ class LedgerChanges:
             or self.budgets is not None
             or self.escalations
             or self.quality
+            or self.rates
         )
 
 
 def waiting_to_json(w: WaitingTask) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "task": task_to_json(w.task),
         "ev": w.ev,
         "seq": w.seq,
@@ -48,7 +51,16 @@ def waiting_to_json(w: WaitingTask) -> dict[str, Any]:
         "models": sorted(w.models),
         "min_tier": w.min_tier,
         "await_decision_id": w.await_decision_id,
+        "ev_rank": w.ev_rank,
     }
+    # left out while unknown, as a snapshot written before they existed has them
+    if w.scale_ms is not None:
+        doc["scale_ms"] = w.scale_ms
+    if w.first_estimate_s is not None:
+        doc["first_estimate_s"] = w.first_estimate_s
+    if w.first_turn_s is not None:
+        doc["first_turn_s"] = w.first_turn_s
+    return doc
 
 
 def waiting_from_json(doc: dict[str, Any]) -> WaitingTask:
@@ -60,7 +72,15 @@ def waiting_from_json(doc: dict[str, Any]) -> WaitingTask:
         models=frozenset(doc["models"]),
         min_tier=int(doc["min_tier"]),
         await_decision_id=doc.get("await_decision_id"),
+        scale_ms=_optional_float(doc.get("scale_ms")),
+        ev_rank=float(doc.get("ev_rank", 0.5)),
+        first_estimate_s=_optional_float(doc.get("first_estimate_s")),
+        first_turn_s=_optional_float(doc.get("first_turn_s")),
     )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(slots=True)

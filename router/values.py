@@ -285,6 +285,26 @@ class Thresholds:
 
 
 @dataclass(slots=True, kw_only=True, init=False)
+class QueuePlace:
+    """Where a waiting task stands (PROTOCOL.md v1.1 "Queue position and ETA"): its 1-based place
+    among the waiting tasks that compete for any model it may use, in the order the matching round
+    would serve them; the estimated seconds until it is assigned (None until the router has seen a
+    task finish on one of its models); and since when it waits (epoch ms)."""
+
+    position: int
+    eta_s: float | None
+    waiting_since_ms: int
+
+    def __init__(self, *, position: int, eta_s: float | None, waiting_since_ms: int) -> None:
+        self.position = position
+        self.eta_s = eta_s
+        self.waiting_since_ms = waiting_since_ms
+
+    def to_json(self) -> dict[str, Any]:
+        return {"position": self.position, "eta_s": self.eta_s, "waiting_since_ms": self.waiting_since_ms}
+
+
+@dataclass(slots=True, kw_only=True, init=False)
 class Decision:
     """One routing decision: the outcome for a task, why, and every slot considered."""
 
@@ -305,6 +325,8 @@ class Decision:
     policy_version: str = ""
     attempt: int = 1  # 1-based; each escalation or retry starts the next attempt
     previous_decision_id: str | None = None  # the failed assignment that started this attempt
+    # an await_slot decision: the task's place in the queue as of this decision (None otherwise)
+    queue_place: QueuePlace | None = None
 
     def __init__(
         self,
@@ -326,6 +348,7 @@ class Decision:
         policy_version: str = "",
         attempt: int = 1,
         previous_decision_id: str | None = None,
+        queue_place: QueuePlace | None = None,
     ) -> None:
         self.decision_id = decision_id
         self.task = task
@@ -344,6 +367,7 @@ class Decision:
         self.policy_version = policy_version
         self.attempt = attempt
         self.previous_decision_id = previous_decision_id
+        self.queue_place = queue_place
 
     def to_record(self) -> dict[str, Any]:
         """The decision record of PROTOCOL.md, as a JSON-ready dict."""

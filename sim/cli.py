@@ -11,8 +11,9 @@ from typing import Any
 from router.engine import RouterConfig
 from router.errors import ConfigError
 from sim.fleet import load_fleet
+from sim.loads import DEFAULT_LOAD_MODEL, LOAD_MODELS, load_model
 from sim.outputs import check_output
-from sim.policies import POLICIES
+from sim.policies import ORACLE, POLICIES
 from sim.report import goals, goals_text, scenario_json, table, write_json
 from sim.run import PolicySpec, ScenarioResult, run_scenario
 from sim.traces import TRACES
@@ -20,6 +21,8 @@ from sim.workload import TaskMapping
 
 DEFAULT_FLEETS = ("2-4-10", "4-4-4")
 DEFAULT_TRACES = ("azure-code",)
+DEFAULT_SEED = TaskMapping().seed
+DEFAULT_LOAD = TaskMapping().offered_load
 # Offered load bounds: outside them the arrival rescaling under- or overflows a float (a load of 1e-320
 # divides by zero); 1,000x the fleet's capacity is already "everything arrives at once".
 MIN_LOAD, MAX_LOAD = 0.001, 1000.0
@@ -27,7 +30,7 @@ MIN_LOAD, MAX_LOAD = 0.001, 1000.0
 # router runs only with settings a real one would accept. The worker has no rule for the last two;
 # router/engine.py needs a timeout it can turn into milliseconds and a count it can trim a dict to.
 POSITIVE_SETTINGS = frozenset({"ev_window", "stale_after_s", "assignment_timeout_s"})
-NON_NEGATIVE_SETTINGS = frozenset({"ev_priority_points", "age_s_per_priority_point", "remember_assigned"})
+NON_NEGATIVE_SETTINGS = frozenset({"ev_rank_points", "ageing_points_per_service_time", "remember_assigned"})
 
 
 def positive_int(raw: str) -> int:
@@ -57,14 +60,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fleet", action="append", help="fleet TOML path or name in sim/fleets (repeatable; default 2-4-10 and 4-4-4)"
     )
-    p.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated, from {', '.join(POLICIES)}")
+    p.add_argument(
+        "--policies",
+        help=f"comma-separated, from {', '.join(POLICIES)} and {ORACLE} (default: the five; --reference adds {ORACLE})",
+    )
+    p.add_argument(
+        "--load-model",
+        action="append",
+        choices=list(LOAD_MODELS),
+        help=f"how trace rows become tasks (repeatable; default {DEFAULT_LOAD_MODEL}; see docs/simulator.md)",
+    )
     p.add_argument("--limit", type=positive_int, help="replay only the first N rows of each trace")
-    p.add_argument("--seed", type=int, default=TaskMapping().seed, help="seed of the row-to-task mapping")
+    p.add_argument(
+        "--seed",
+        type=int,
+        action="append",
+        help=f"seed of the row-to-task mapping (repeatable; default {DEFAULT_SEED})",
+    )
     p.add_argument(
         "--load",
         type=offered_load,
-        default=TaskMapping().offered_load,
-        help=f"offered load the arrivals are rescaled to ({MIN_LOAD:g} to {MAX_LOAD:g})",
+        action="append",
+        help=f"offered load to rescale the arrivals to ({MIN_LOAD:g}-{MAX_LOAD:g}; repeatable; default {DEFAULT_LOAD})",
     )
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a RouterConfig setting for the router policy"
@@ -76,28 +93,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--markdown", action="store_true", help="print Markdown tables instead of aligned text")
     p.add_argument("--traces-dir", type=Path, help="read traces from here instead of sim/traces")
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="the reference runs: both load models, both reference fleets, three traces, loads 0.5/0.75/0.9,"
+        " seeds 7/8/9 (each narrowed by its own option); a Markdown + JSON report and a Pareto plot per load model",
+    )
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("bench/results"),
+        help="where --reference writes simulate-reference.md/.json and simulate-pareto-<load model>.png",
+    )
+    p.add_argument("--jobs", type=positive_int, default=1, help="--reference: runs in this many processes")
 
 
 def run(args: argparse.Namespace) -> int:
     base_config = _config(RouterConfig(), args.set)
-    specs = _policies(args.policies, base_config)
+    if args.reference:
+        from sim.reference import run_reference
+
+        policies = ",".join((*POLICIES, ORACLE)) if args.policies is None else args.policies
+        specs = _policies(policies, base_config) + _sweep(args.sweep, base_config)
+        _check_unique_names(specs)
+        return run_reference(args, specs, base_config)
+    specs = _policies(",".join(POLICIES) if args.policies is None else args.policies, base_config)
     specs += _sweep(args.sweep, base_config)
     _check_unique_names(specs)
     _check_outputs(args)  # before the run: a bad path should not cost the minutes a run takes
     fleets = [load_fleet(name) for name in args.fleet or DEFAULT_FLEETS]  # all checked before the first run
-    mapping = TaskMapping(seed=args.seed, offered_load=args.load)
     results: list[ScenarioResult] = []
-    for trace in args.trace or DEFAULT_TRACES:
-        for fleet in fleets:
-            result = run_scenario(trace, fleet, specs, mapping=mapping, limit=args.limit, traces_dir=args.traces_dir)
-            results.append(result)
-            heading = f"{trace} on fleet {fleet.name}: {result.tasks} tasks"
-            print(f"\n## {heading}, offered load {mapping.offered_load}, seed {mapping.seed}\n")
-            print(table(result.metrics, markdown=args.markdown))
-            checked = goals(result.metrics)
-            if checked:
-                print("\nrouter against fifo-capable (goals):")
-                print(goals_text(checked))
+    for model_name in args.load_model or [DEFAULT_LOAD_MODEL]:
+        for load in args.load or [DEFAULT_LOAD]:
+            for seed in args.seed or [DEFAULT_SEED]:
+                mapping = load_model(model_name, seed=seed, offered_load=load)
+                for trace in args.trace or DEFAULT_TRACES:
+                    for fleet in fleets:
+                        result = run_scenario(
+                            trace, fleet, specs, mapping=mapping, limit=args.limit, traces_dir=args.traces_dir
+                        )
+                        results.append(result)
+                        _print_result(result, markdown=args.markdown)
     settings = {f.name: getattr(base_config, f.name) for f in fields(base_config)}
     if args.json:
         write_json(args.json, {"scenarios": [scenario_json(r, settings=settings) for r in results]})
@@ -108,6 +144,16 @@ def run(args: argparse.Namespace) -> int:
         plot(results, args.plot)
         print(f"wrote {args.plot}")
     return 0
+
+
+def _print_result(result: ScenarioResult, *, markdown: bool) -> None:
+    heading = f"{result.trace} on fleet {result.fleet}: {result.tasks} tasks, load model {result.load_model}"
+    print(f"\n## {heading}, offered load {result.offered_load}, seed {result.seed}\n")
+    print(table(result.metrics, markdown=markdown))
+    checked = goals(result.metrics)
+    if checked:
+        print("\nrouter against fifo-capable (goals):")
+        print(goals_text(checked))
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -123,8 +169,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
 def _policies(text: str, config: RouterConfig) -> list[PolicySpec]:
     specs = []
     for name in (n.strip() for n in text.split(",") if n.strip()):
-        if name not in POLICIES:
-            raise ConfigError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}")
+        if name not in (*POLICIES, ORACLE):
+            raise ConfigError(f"unknown policy {name!r}; known: {', '.join((*POLICIES, ORACLE))}")
         specs.append(PolicySpec(name=name, config=config if name == "router" else None))
     if not specs:
         raise ConfigError(f"--policies {text!r} names no policy; known: {', '.join(POLICIES)}")

@@ -1,14 +1,15 @@
 """The discrete-event loop: arrivals and completions in time order, one batch per distinct instant.
 
 Events that share a timestamp form one batch, as the worker's batched read would see them; the
-policy matches once per batch. A started task runs for its base run time x the pool's speed.
+policy matches once per batch. A started task runs for its run time on the slot's tier (its base
+run time unless the load model makes it depend on the model) x the pool's speed.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sim.fleet import Fleet
 from sim.policies import Dispatcher
@@ -37,6 +38,7 @@ class Outcome:
     records: list[TaskRecord]
     start_order: list[str]  # task ids in the order they started
     unroutable: list[str]
+    first_eta: dict[str, tuple[int, float]] = field(default_factory=dict)  # task id -> (awaited at ms, ETA s)
 
 
 class _Quota:
@@ -61,6 +63,8 @@ class _Quota:
 
 def simulate(fleet: Fleet, tasks: list[SimTask], policy: Dispatcher) -> Outcome:
     slots = {s.slot_id: s for s in fleet.slots()}
+    # per slot: (its model's tier, its pool's speed), looked up once rather than per start
+    runs_on = {s.slot_id: (fleet.catalog.models[s.model].tier, fleet.speed(s.model, s.account)) for s in slots.values()}
     records = {t.task_id: TaskRecord(task=t) for t in tasks}
     quota = _Quota(fleet)
     heap: list[tuple[int, int, int, str]] = []  # (time ms, kind, seq, task id)
@@ -91,12 +95,17 @@ def simulate(fleet: Fleet, tasks: list[SimTask], policy: Dispatcher) -> Outcome:
         for task_id, slot_id in policy.match(now):
             record = records[task_id]
             slot = slots[slot_id]
-            run_ms = round(record.task.base_run_s * fleet.speed(slot.model, slot.account) * 1000)
+            tier, speed = runs_on[slot_id]
+            run_ms = round(record.task.run_s(tier) * speed * 1000)
             record.started_ms, record.slot_id, record.model = now, slot_id, slot.model
             record.finished_ms = now + max(1, run_ms)
             start_order.append(task_id)
             seq += 1
             heapq.heappush(heap, (record.finished_ms, _DONE, seq, task_id))
     return Outcome(
-        policy=policy.name, records=list(records.values()), start_order=start_order, unroutable=policy.unroutable
+        policy=policy.name,
+        records=list(records.values()),
+        start_order=start_order,
+        unroutable=policy.unroutable,
+        first_eta=policy.first_eta,
     )

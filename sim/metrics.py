@@ -6,13 +6,15 @@ Definitions (docs/simulator.md repeats them):
 - premium low-value share: of the tokens run on premium (tier 3) models, the share spent on tasks
   with EV below the run's median EV, priority < 90, and a cheaper rateable model;
 - top EV decile: tasks with EV >= the run's 90th percentile; premium-only: no cheaper rateable model;
-- waits: start minus arrival, in seconds; makespan: last completion minus first arrival.
+- waits: start minus arrival, in seconds; makespan: last completion minus first arrival;
+- ETA calibration: for tasks that waited over 60 s after their first await, the median of
+  |ETA given then - the real wait from then| / the real wait (NaN while the policy gives no ETA).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from router.catalog import PREMIUM_TIER, Catalog
@@ -40,6 +42,8 @@ class Metrics:
     premium_only_wait_p95_s: float
     premium_only_tasks: int
     makespan_s: float
+    eta_tasks: int = 0  # tasks the ETA calibration is measured on
+    eta_mape: float = math.nan
 
     def to_json(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -65,6 +69,26 @@ def cheapest_cost(catalog: Catalog, task: SimTask) -> float | None:
     return min(costs) if costs else None
 
 
+ETA_MIN_WAIT_S = 60.0  # shorter waits are not what an ETA is for, and a few seconds off is a large percentage
+
+
+def eta_calibration(records: Sequence[TaskRecord], first_eta: Mapping[str, tuple[int, float]]) -> tuple[int, float]:
+    """(tasks measured, median absolute percentage error) of the ETA given at each task's first await.
+
+    Measured on tasks that waited over ETA_MIN_WAIT_S from that await until they started; NaN if none.
+    """
+    errors = []
+    for r in records:
+        given = first_eta.get(r.task.task_id)
+        if given is None or r.started_ms is None:
+            continue
+        awaited_ms, eta_s = given
+        waited_s = (r.started_ms - awaited_ms) / 1000
+        if waited_s > ETA_MIN_WAIT_S:
+            errors.append(abs(eta_s - waited_s) / waited_s)
+    return len(errors), percentile(errors, 0.5)
+
+
 def measure(outcome: Outcome, catalog: Catalog) -> Metrics:
     records = outcome.records
     tasks = [r.task for r in records]
@@ -76,6 +100,7 @@ def measure(outcome: Outcome, catalog: Catalog) -> Metrics:
     premium_only = [r for r in records if _min_tier(catalog, r.task) == PREMIUM_TIER]
     finished = [r.finished_ms for r in started if r.finished_ms is not None]
     first_arrival = min((t.arrival_ms for t in tasks), default=0)
+    eta_tasks, eta_mape = eta_calibration(records, outcome.first_eta)
     return Metrics(
         policy=outcome.policy,
         tasks=len(tasks),
@@ -94,6 +119,8 @@ def measure(outcome: Outcome, catalog: Catalog) -> Metrics:
         premium_only_wait_p95_s=_wait([r for r in premium_only if r.model is not None], 0.95),
         premium_only_tasks=len(premium_only),
         makespan_s=round((max(finished) - first_arrival) / 1000, 1) if finished else 0.0,
+        eta_tasks=eta_tasks,
+        eta_mape=round(eta_mape, 4) if math.isfinite(eta_mape) else math.nan,
     )
 
 

@@ -6,6 +6,7 @@ cost / waiting trade-off of that setting.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers or in CI
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from router.errors import ConfigError
 from sim.metrics import Metrics
@@ -21,6 +23,7 @@ from sim.outputs import prepare_parent
 from sim.run import ScenarioResult
 
 IMAGE_FORMATS = ("png", "svg", "pdf")  # what --plot writes; the formats matplotlib draws without extra tools
+ALL_TASK_GOAL, TOP_EV_GOAL = 1.5, 0.2  # the Pareto plot's goal corner (sim.report.goals)
 PANELS = (("top_decile_wait_p95_s", "top-EV-decile wait p95 (s)"), ("wait_p95_s", "all-task wait p95 (s)"))
 
 
@@ -58,10 +61,16 @@ def plot(results: Sequence[ScenarioResult], path: Path, *, title: str = "") -> N
             ax.set_xscale("log")
             ax.set_xlabel(label, fontsize=8)
             ax.set_ylabel("total cost (USD)", fontsize=8)
-            ax.set_title(f"{result.trace} on {result.fleet}", fontsize=9)
+            ax.set_title(
+                f"{result.trace} on {result.fleet} ({result.load_model}, load {result.offered_load:g})", fontsize=9
+            )
             ax.grid(True, which="both", alpha=0.3)
             ax.tick_params(labelsize=7)
     fig.suptitle(title or "model-router what-if: cost against waiting per policy (line: router settings sweep)")
+    _save(fig, path)
+
+
+def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     try:
         prepare_parent(path)
@@ -80,3 +89,44 @@ def image_format(path: Path) -> str:
     if extension not in IMAGE_FORMATS:
         raise ConfigError(f"--plot {path}: unknown image format {path.suffix!r}; use {', '.join(IMAGE_FORMATS)}")
     return extension
+
+
+POLICY_COLOURS = {"fifo": "C0", "fifo-capable": "C1", "cheapest": "C2", "router": "C3", "premium": "C4"}
+
+
+def pareto(points: dict[str, tuple[float, float]], path: Path, *, title: str, bound: float = math.nan) -> None:
+    """Top-EV p95 against all-task p95, both as ratios to fifo-capable, one point per policy.
+
+    Sweep variants ("router[key=value]") are joined by a line in the order given, so the line is what
+    the swept setting trades; the shaded corner is where both goals are met; a dashed line marks the
+    top-EV bound (the oracle's ratio), where given.
+    """
+    fig, ax = plt.subplots(figsize=(7, 5))
+    finite = {p: xy for p, xy in points.items() if all(math.isfinite(v) and v > 0 for v in xy)}
+    finite = {"fifo-capable": (1.0, 1.0), **finite}  # the baseline, by definition
+    swept = [p for p in finite if p.startswith("router[")]
+    if len(swept) > 1:
+        key = swept[0][len("router[") : swept[0].index("=")] if "=" in swept[0] else "setting"
+        xs, ys = [finite[p][0] for p in swept], [finite[p][1] for p in swept]
+        ax.plot(xs, ys, "-", color="C3", alpha=0.6, zorder=2, label=f"router, {key} swept (values labelled)")
+    for j, (policy, (x, y)) in enumerate(finite.items()):
+        colour = "C3" if policy.startswith("router[") else POLICY_COLOURS.get(policy, f"C{5 + j % 5}")
+        ax.scatter([x], [y], color=colour, s=14 if policy.startswith("router[") else 40, zorder=3)
+        ax.annotate(_short(policy), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=colour)
+    ax.fill_between([1e-3, ALL_TASK_GOAL], 1e-3, TOP_EV_GOAL, color="C2", alpha=0.12, label="both goals met")
+    ys = [y for _, y in finite.values()] + [TOP_EV_GOAL]
+    if math.isfinite(bound) and bound > 0:
+        ax.axhline(bound, color="0.4", linestyle="--", linewidth=1, label="top-EV bound (oracle), median")
+        ys.append(bound)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    xs = [x for x, _ in finite.values()] + [ALL_TASK_GOAL]
+    ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
+    ax.set_ylim(min(ys) / 1.5, max(ys) * 1.5)
+    ax.set_xlabel("all-task wait p95 / fifo-capable's (median over scenarios)", fontsize=8)
+    ax.set_ylabel("top-EV-decile wait p95 / fifo-capable's (median over scenarios)", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.tick_params(labelsize=7)
+    _save(fig, path)

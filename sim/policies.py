@@ -14,11 +14,17 @@ from typing import Protocol
 
 from router.catalog import Catalog
 from router.engine import Router, RouterConfig
-from router.values import Outcome, QuotaUtilisation, SlotFree, Task, TaskPending, Usage
+from router.values import Decision, Outcome, QuotaUtilisation, SlotFree, Task, TaskPending, Usage
 from sim.fleet import SlotSpec
 from sim.workload import SimTask
 
 POLICIES = ("fifo", "fifo-capable", "cheapest", "router", "premium")
+# Not a policy a deployment could run but a reference: fifo-capable that knows in hindsight the run's
+# final top EV decile and starts those tasks before any other, every task on a free capable slot of
+# the lowest tier (keeping higher tiers for the tasks that need them). Where even its top-EV p95 is
+# over 0.2x fifo-capable's, the reports take the goal as out of reach of a work-conserving
+# non-preemptive order and compare the router with it.
+ORACLE = "oracle-top-ev"
 # the simulated slots send no heartbeats, so the router must never judge one stale
 NEVER_STALE_S = 1e12
 
@@ -26,6 +32,7 @@ NEVER_STALE_S = 1e12
 class Dispatcher(Protocol):
     name: str
     unroutable: list[str]
+    first_eta: dict[str, tuple[int, float]]  # task id -> (when it first awaited, ETA then in s)
 
     def begin(self, batch: int, now_ms: int) -> None: ...
     def register(self, slot: SlotSpec, now_ms: int) -> None: ...
@@ -36,18 +43,25 @@ class Dispatcher(Protocol):
 
 
 Allowed = Callable[[SimTask], tuple[str, ...]]
+Eta = Callable[[Router, str, int], float | None]  # (router, task id, now ms) -> ETA in s, or None
+Prefer = Callable[[str], int]  # model -> rank among free models (lower first); ties: longest free
+Rank = Callable[[SimTask], int]  # task -> rank in the queue (lower first); ties: arrival order
 
 
 class QueueDispatcher:
-    """Arrival order. A task may start on a free slot of its allowed models (the longest-free one);
-    a task with no free allowed slot waits without holding back later tasks that have one."""
+    """Arrival order (within a `rank`, for the oracle). A task may start on a free slot of its allowed
+    models (the longest-free one, or of the model `prefer` ranks first); a task with no free allowed
+    slot waits without holding back later tasks that have one."""
 
-    def __init__(self, name: str, allowed: Allowed) -> None:
+    def __init__(self, name: str, allowed: Allowed, prefer: Prefer | None = None, rank: Rank | None = None) -> None:
         self.name = name
         self.allowed = allowed
+        self.prefer = prefer
+        self.rank = rank
         self.unroutable: list[str] = []
+        self.first_eta: dict[str, tuple[int, float]] = {}  # the baselines give no ETA
         self._free: dict[str, list[tuple[int, str]]] = {}  # model -> heap of (free since ms, slot id)
-        self._queues: dict[tuple[str, ...], deque[tuple[int, SimTask]]] = {}
+        self._queues: dict[tuple[int, tuple[str, ...]], deque[tuple[tuple[int, int], SimTask]]] = {}
         self._seq = 0
 
     def begin(self, batch: int, now_ms: int) -> None:
@@ -62,7 +76,9 @@ class QueueDispatcher:
             self.unroutable.append(task.task_id)
             return
         self._seq += 1
-        self._queues.setdefault(models, deque()).append((self._seq, task))
+        rank = 0 if self.rank is None else self.rank(task)
+        # one queue per (rank, models) keeps each queue in arrival order, its head the earliest
+        self._queues.setdefault((rank, models), deque()).append(((rank, self._seq), task))
 
     def free(self, slot: SlotSpec, done: SimTask, now_ms: int) -> None:
         self.register(slot, now_ms)
@@ -73,26 +89,35 @@ class QueueDispatcher:
     def match(self, now_ms: int) -> list[tuple[str, str]]:
         started: list[tuple[str, str]] = []
         while True:
-            best: tuple[int, tuple[str, ...]] | None = None
-            for models, queue in self._queues.items():
+            best: tuple[tuple[int, int], tuple[int, tuple[str, ...]]] | None = None
+            for key, queue in self._queues.items():
+                models = key[1]
                 if queue and (best is None or queue[0][0] < best[0]) and any(self._free.get(m) for m in models):
-                    best = (queue[0][0], models)
+                    best = (queue[0][0], key)
             if best is None:
                 return started
             _, task = self._queues[best[1]].popleft()
-            model = min((m for m in best[1] if self._free.get(m)), key=lambda m: self._free[m][0])
+            model = min((m for m in best[1][1] if self._free.get(m)), key=self._slot_order)
             _, slot_id = heapq.heappop(self._free[model])
             started.append((task.task_id, slot_id))
+
+    def _slot_order(self, model: str) -> tuple[int, int, str]:
+        free_since, slot_id = self._free[model][0]
+        return (0 if self.prefer is None else self.prefer(model), free_since, slot_id)
 
 
 class RouterDispatcher:
     """The router's own engine (POLICY.md), fed the same events the worker would read from Redis."""
 
-    def __init__(self, catalog: Catalog, *, name: str = "router", config: RouterConfig | None = None) -> None:
+    def __init__(
+        self, catalog: Catalog, *, name: str = "router", config: RouterConfig | None = None, eta: Eta | None = None
+    ) -> None:
         self.name = name
+        self.eta = eta  # None: the ETA the await decision carries (its queue_place)
         settings = replace(config or RouterConfig(), stale_after_s=NEVER_STALE_S)
         self.router = Router(catalog, config=settings)
         self.unroutable: list[str] = []
+        self.first_eta: dict[str, tuple[int, float]] = {}
         self._events = 0
 
     def _event_id(self, now_ms: int) -> str:
@@ -126,7 +151,19 @@ class RouterDispatcher:
                 started.append((decision.task.task_id, decision.chosen.slot_id))
             elif decision.outcome is Outcome.UNROUTABLE:
                 self.unroutable.append(decision.task.task_id)
+            elif decision.outcome is Outcome.AWAIT_SLOT and decision.task.task_id not in self.first_eta:
+                self._note_eta(decision, now_ms)
         return started
+
+    def _note_eta(self, decision: Decision, now_ms: int) -> None:
+        """Keep the ETA of a task's first await (the router gives none before it has seen a completion)."""
+        task_id = decision.task.task_id
+        if self.eta is not None:
+            eta = self.eta(self.router, task_id, now_ms)
+        else:
+            eta = None if decision.queue_place is None else decision.queue_place.eta_s
+        if eta is not None:
+            self.first_eta[task_id] = (now_ms, eta)
 
 
 def to_router_task(task: SimTask) -> Task:
@@ -143,8 +180,11 @@ def to_router_task(task: SimTask) -> Task:
     )
 
 
-def make_policy(name: str, catalog: Catalog, *, config: RouterConfig | None = None) -> Dispatcher:
-    """A fresh dispatcher by name; "router" takes an optional RouterConfig (its settings under test)."""
+def make_policy(
+    name: str, catalog: Catalog, *, config: RouterConfig | None = None, top_ev: float | None = None
+) -> Dispatcher:
+    """A fresh dispatcher by name; "router" takes an optional RouterConfig (its settings under test),
+    the oracle the run's top-decile EV threshold (tasks with EV >= it start first)."""
     everything = tuple(sorted(catalog.models))
     premium = tuple(sorted(m.model_id for m in catalog.models.values() if m.is_premium))
 
@@ -169,6 +209,16 @@ def make_policy(name: str, catalog: Catalog, *, config: RouterConfig | None = No
         return QueueDispatcher(name, cheapest)
     if name == "premium":
         return QueueDispatcher(name, lambda task: premium)
+    if name == ORACLE:
+        if top_ev is None:
+            raise ValueError(f"{ORACLE} needs the run's top-decile EV threshold")
+        threshold = top_ev
+        return QueueDispatcher(
+            name,
+            rateable,
+            prefer=lambda model: catalog.models[model].tier,
+            rank=lambda task: 0 if task.ev >= threshold else 1,
+        )
     if name == "router" or name.startswith("router"):
         return RouterDispatcher(catalog, name=name, config=config)
     raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}")

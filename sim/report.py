@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,12 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("premium_only_wait_p95_s", "prem-only p95 s", "{:.0f}"),
     ("completed", "completed", "{}"),
     ("makespan_s", "makespan s", "{:.0f}"),
+    ("eta_mape", "ETA error", "{:.0%}"),
 )
 
 
 def table(metrics: Sequence[Metrics], *, markdown: bool = False) -> str:
-    rows = [[fmt.format(getattr(m, key)) for key, _, fmt in COLUMNS] for m in metrics]
+    rows = [[_format(getattr(m, key), fmt) for key, _, fmt in COLUMNS] for m in metrics]
     heads = [head for _, head, _ in COLUMNS]
     if markdown:
         lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
@@ -42,6 +43,12 @@ def table(metrics: Sequence[Metrics], *, markdown: bool = False) -> str:
     out = ["  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
     out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(out)
+
+
+def _format(value: Any, fmt: str) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"  # a figure the policy does not give (an ETA from a baseline)
+    return fmt.format(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,22 +107,30 @@ def scenario_json(result: ScenarioResult, *, settings: dict[str, Any] | None = N
     return {
         "trace": result.trace,
         "fleet": result.fleet,
+        "load_model": result.load_model,
         "seed": result.seed,
         "offered_load": result.offered_load,
         "tasks": result.tasks,
         "settings": settings or {},
-        "policies": [{k: _clean(v) for k, v in m.to_json().items()} for m in result.metrics],
+        "policies": [{k: json_value(v) for k, v in m.to_json().items()} for m in result.metrics],
         "goals": [g.to_json() for g in goals(result.metrics)],
     }
 
 
-def _clean(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
     prepare_parent(path)
     try:
-        path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(doc, indent=2, sort_keys=False, default=_plain) + "\n", encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _plain(value: object) -> object:
+    """A nested settings value (the escalation limits, the quality gate's settings) as JSON."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

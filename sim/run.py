@@ -9,10 +9,10 @@ from pathlib import Path
 from router.engine import RouterConfig
 from sim.des import Outcome, simulate
 from sim.fleet import Fleet
-from sim.metrics import Metrics, measure
+from sim.metrics import Metrics, measure, percentile
 from sim.policies import make_policy
-from sim.traces import load_difficulties, load_trace
-from sim.workload import SimTask, TaskMapping, build_tasks
+from sim.traces import load_trace
+from sim.workload import LoadModel, SimTask, TaskMapping
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,6 +31,7 @@ class PolicySpec:
 class ScenarioResult:
     trace: str
     fleet: str
+    load_model: str
     seed: int
     offered_load: float
     tasks: int
@@ -39,19 +40,19 @@ class ScenarioResult:
 
 
 def scenario_tasks(
-    trace: str, fleet: Fleet, *, mapping: TaskMapping, limit: int | None, traces_dir: Path | None = None
+    trace: str, fleet: Fleet, *, mapping: LoadModel, limit: int | None, traces_dir: Path | None = None
 ) -> list[SimTask]:
     arrivals = load_trace(trace, limit=limit, traces_dir=traces_dir)
-    difficulties = load_difficulties(traces_dir, known=mapping.difficulty)
-    return build_tasks(arrivals, difficulties, slot_count=fleet.slot_count, mapping=mapping)
+    return mapping.tasks(arrivals, slot_count=fleet.slot_count, traces_dir=traces_dir)
 
 
 def run_policies(
     fleet: Fleet, tasks: list[SimTask], policies: Sequence[PolicySpec]
 ) -> tuple[list[Metrics], list[Outcome]]:
     metrics, outcomes = [], []
+    top_ev = percentile([t.ev for t in tasks], 0.9)  # the oracle's hindsight
     for spec in policies:
-        dispatcher = make_policy(spec.base, fleet.catalog, config=spec.config)
+        dispatcher = make_policy(spec.base, fleet.catalog, config=spec.config, top_ev=top_ev)
         dispatcher.name = spec.name
         outcome = simulate(fleet, tasks, dispatcher)
         outcomes.append(outcome)
@@ -64,7 +65,7 @@ def run_scenario(
     fleet: Fleet,
     policies: Sequence[PolicySpec],
     *,
-    mapping: TaskMapping | None = None,
+    mapping: LoadModel | None = None,
     limit: int | None = None,
     traces_dir: Path | None = None,
 ) -> ScenarioResult:
@@ -74,6 +75,7 @@ def run_scenario(
     return ScenarioResult(
         trace=trace,
         fleet=fleet.name,
+        load_model=m.name,
         seed=m.seed,
         offered_load=m.offered_load,
         tasks=len(tasks),

@@ -19,8 +19,10 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Protocol
 
-from sim.traces import Arrival
+from sim.traces import Arrival, load_difficulties
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +47,9 @@ EASY_CLASSES = ("<15 min fix", "15 min - 1 hour")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskMapping:
+    """The `sessions` load model: agent sessions of 6-45 minutes, difficulty from SWE-bench Verified."""
+
+    name: ClassVar[str] = "sessions"
     seed: int = 7
     offered_load: float = 0.75
     priority_bands: tuple[tuple[float, int, int], ...] = ((0.6, 10, 49), (0.3, 50, 89), (0.1, 90, 99))
@@ -52,6 +57,29 @@ class TaskMapping:
     ev_sigma: float = 0.35
     minutes_per_turn: float = 1.0
     difficulty: Mapping[str, DifficultyClass] = field(default_factory=lambda: dict(DIFFICULTY))
+
+    def tasks(self, arrivals: Sequence[Arrival], *, slot_count: int, traces_dir: Path | None = None) -> list[SimTask]:
+        difficulties = load_difficulties(traces_dir, known=self.difficulty)
+        return build_tasks(arrivals, difficulties, slot_count=slot_count, mapping=self)
+
+
+class LoadModel(Protocol):
+    """A seeded mapping from trace rows to tasks (sim/loads.py lists them; docs/simulator.md documents each).
+
+    `tasks` must draw from one RNG seeded with `seed`, the same number of draws per row in a fixed
+    order, and must not look at the fleet beyond its slot count (for the offered load), so a seed
+    gives the same tasks whatever the fleet or policy.
+    """
+
+    name: ClassVar[str]
+
+    @property
+    def seed(self) -> int: ...
+    @property
+    def offered_load(self) -> float: ...
+    def tasks(
+        self, arrivals: Sequence[Arrival], *, slot_count: int, traces_dir: Path | None = None
+    ) -> list[SimTask]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +95,12 @@ class SimTask:
     base_run_s: float
     input_tokens: int
     output_tokens: int
+    # run time on a model of each tier, where it depends on the model (the `calls` load model);
+    # a tier not listed runs base_run_s. A pool's speed multiplies either.
+    run_s_by_tier: Mapping[int, float] = field(default_factory=dict)
+
+    def run_s(self, tier: int) -> float:
+        return self.run_s_by_tier.get(tier, self.base_run_s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,14 +124,7 @@ def build_tasks(
     m = mapping or TaskMapping()
     rng = random.Random(m.seed)
     drawn = [_draw(rng, a, difficulties, m) for a in arrivals]
-    mean_run_s = sum(d.base_run_s for d in drawn) / len(drawn)
-    span_s = arrivals[-1].at_s - arrivals[0].at_s
-    if len(arrivals) < 2 or span_s <= 0:
-        scale = 1.0
-    else:
-        trace_rate = (len(arrivals) - 1) / span_s
-        target_rate = m.offered_load * slot_count / mean_run_s
-        scale = trace_rate / target_rate
+    scale = time_scale(arrivals, [d.base_run_s for d in drawn], slot_count=slot_count, offered_load=m.offered_load)
     tasks = []
     for i, (a, d) in enumerate(zip(arrivals, drawn, strict=True)):
         cls = m.difficulty[d.difficulty]
@@ -119,6 +146,24 @@ def build_tasks(
     return tasks
 
 
+def time_scale(arrivals: Sequence[Arrival], run_s: Sequence[float], *, slot_count: int, offered_load: float) -> float:
+    """The factor on trace times that makes arrival rate x mean run time / slots = the offered load."""
+    span_s = arrivals[-1].at_s - arrivals[0].at_s
+    if len(arrivals) < 2 or span_s <= 0:
+        return 1.0
+    trace_rate = (len(arrivals) - 1) / span_s
+    target_rate = offered_load * slot_count / (sum(run_s) / len(run_s))
+    return trace_rate / target_rate
+
+
+def draw_priority(
+    rng: random.Random, bands: Sequence[tuple[float, int, int]], quest_share: float
+) -> tuple[int, int | None]:
+    """Priority from its bands and an optional quest_priority 95-99: always four draws."""
+    band_draw, in_band, quest_draw, quest_level = rng.random(), rng.random(), rng.random(), rng.randrange(95, 100)
+    return _priority(band_draw, in_band, bands), quest_level if quest_draw < quest_share else None
+
+
 def _draw(rng: random.Random, a: Arrival, difficulties: Sequence[str], m: TaskMapping) -> _Drawn:
     # Every row draws the same number of values in the same order, so one row's draws never shift another's.
     label = difficulties[rng.randrange(len(difficulties))]
@@ -130,15 +175,14 @@ def _draw(rng: random.Random, a: Arrival, difficulties: Sequence[str], m: TaskMa
             rng.randrange(2)
     else:
         rng.randrange(2)
-    band_draw, in_band, quest_draw, quest_level = rng.random(), rng.random(), rng.random(), rng.randrange(95, 100)
+    priority, quest_priority = draw_priority(rng, m.priority_bands, m.quest_share)
     noise, run_draw = rng.gauss(0.0, m.ev_sigma), rng.random()
-    priority = _priority(band_draw, in_band, m.priority_bands)
     cls = m.difficulty[label]
     base_run_s = cls.run_min * 60 * (0.5 + run_draw)
     return _Drawn(
         difficulty=label,
         priority=priority,
-        quest_priority=quest_level if quest_draw < m.quest_share else None,
+        quest_priority=quest_priority,
         ev=round(priority / 100 * cls.ev_weight * math.exp(noise), 6),
         base_run_s=base_run_s,
         turns=max(1, round(base_run_s / 60 / m.minutes_per_turn)),

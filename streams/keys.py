@@ -100,6 +100,11 @@ class StateKeys:
         return f"{self.base}ledger:quality"
 
     @property
+    def rates(self) -> str:
+        """Hash: the measured service time per model and the ETA correction (router/service_rates.py)."""
+        return f"{self.base}ledger:rates"
+
+    @property
     def leader(self) -> str:
         return f"{self.base}leader"
 

@@ -144,6 +144,8 @@ def add_ledger_changes(step: AtomicStep, state: StateKeys, changes: LedgerChange
     _hash_changes(step, state.escalations, changes.escalations)
     for key, outcomes in changes.quality.items():
         step.hset(state.quality, key, outcomes)
+    for key, doc in changes.rates.items():
+        step.hset(state.rates, key, encode(doc))
 
 
 def _hash_changes(step: AtomicStep, key: str, changes: dict[str, dict[str, Any] | None]) -> None:

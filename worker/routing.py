@@ -463,8 +463,8 @@ class RoutingWorker:
                 assignment_timeout_s=self.settings.assignment_timeout_s,
                 id_namespace="" if self.settings.prefix == DEFAULT_PREFIX else self.settings.prefix,
                 sole_tier_first=self.settings.sole_tier_first,
-                ev_priority_points=self.settings.ev_priority_points,
-                age_s_per_priority_point=self.settings.age_s_per_priority_point,
+                ev_rank_points=self.settings.ev_rank_points,
+                ageing_points_per_service_time=self.settings.ageing_points_per_service_time,
                 outcome_limits=Limits(
                     max_escalations=self.settings.max_escalations, max_retries=self.settings.max_retries
                 ),
@@ -488,6 +488,7 @@ class RoutingWorker:
             budgets={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.budgets).items()},
             escalations={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.escalations).items()},
             quality={as_text(k): as_text(v) for k, v in self.r.hgetall(self.state.quality).items()},
+            rates={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.rates).items()},
         )
         log.info("ledger restored", **router.stats(int(self.clock() * 1000)))
         return router

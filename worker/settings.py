@@ -59,8 +59,8 @@ class Settings:
     log_level: str = "info"
     # the matching order's refinements (RouterConfig; docs/policy.md), defaults from there
     sole_tier_first: bool = _ORDER_DEFAULTS.sole_tier_first
-    ev_priority_points: float = _ORDER_DEFAULTS.ev_priority_points
-    age_s_per_priority_point: float = _ORDER_DEFAULTS.age_s_per_priority_point
+    ev_rank_points: float = _ORDER_DEFAULTS.ev_rank_points
+    ageing_points_per_service_time: float = _ORDER_DEFAULTS.ageing_points_per_service_time
     # failed outcomes and the quality gate (router/escalation.py, router/quality.py; docs/policy.md)
     max_escalations: int = _ORDER_DEFAULTS.outcome_limits.max_escalations
     max_retries: int = _ORDER_DEFAULTS.outcome_limits.max_retries
@@ -112,8 +112,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ROUTER_RETENTION_DAYS": ("retention_days", float),
     "ROUTER_LOG_LEVEL": ("log_level", str),
     "ROUTER_SOLE_TIER_FIRST": ("sole_tier_first", boolean),
-    "ROUTER_EV_PRIORITY_POINTS": ("ev_priority_points", float),
-    "ROUTER_AGE_S_PER_PRIORITY_POINT": ("age_s_per_priority_point", float),
+    "ROUTER_EV_RANK_POINTS": ("ev_rank_points", float),
+    "ROUTER_AGEING_POINTS_PER_SERVICE_TIME": ("ageing_points_per_service_time", float),
     "ROUTER_MAX_ESCALATIONS": ("max_escalations", int),
     "ROUTER_MAX_RETRIES": ("max_retries", int),
     "ROUTER_QUALITY_GATE": ("quality_gate", str),
@@ -172,8 +172,8 @@ _FLOAT_RANGES: dict[str, tuple[float, float, bool]] = {
     "stale_after_s": (0.0, 365 * _DAY_S, False),
     "assignment_timeout_s": (0.0, 365 * _DAY_S, False),
     "retention_days": (0.0, MAX_RETENTION_DAYS, False),  # what the retention job itself accepts
-    "ev_priority_points": (0.0, 1e12, True),
-    "age_s_per_priority_point": (0.0, 1e12, True),
+    "ev_rank_points": (0.0, 1e12, True),
+    "ageing_points_per_service_time": (0.0, 1e12, True),
     "min_success": (0.0, 1.0, False),
     "quality_explore": (0.0, 1.0, True),
 }

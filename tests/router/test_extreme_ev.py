@@ -40,7 +40,7 @@ def test_extreme_ev_values_make_p50_nan_and_announce_wait_assigns_without_bookin
 
 def test_extreme_ev_nan_p50_double_books_a_premium_slot() -> None:
     # ageing off (a supported config) takes the index's _first_normal path
-    h = RouterHarness(load_catalog(), snapshot=True, age_s_per_priority_point=0.0, ev_priority_points=0.0)
+    h = RouterHarness(load_catalog(), snapshot=True, ageing_points_per_service_time=0.0, ev_rank_points=0.0)
     h.batch(*[pending(f"x{i}", 50, {"no-such-cap": 1}, ev=-BIG) for i in range(2)])
     # t1's own EV makes the window [-big, -big, big]: P50 would be nan, P90 inf
     effects = h.batch(free("o1", "opus"), pending("t1", 50, ev=BIG))

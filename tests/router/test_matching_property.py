@@ -20,6 +20,7 @@ from support.router_harness import T0, RouterHarness
 
 from router.catalog import Catalog, load_catalog
 from router.engine import Cancelled
+from router.service_rates import SERVICE_WEIGHT
 from router.values import (
     Decision,
     Event,
@@ -71,6 +72,8 @@ class _Waiting:
     seq: int
     since: int
     announced: bool = False
+    scale: float | None = None  # the mean service time of its models when it started waiting
+    rank: float = 0.5  # its EV's rank in the window when filed
 
 
 @dataclass
@@ -89,8 +92,9 @@ class Naive:
     catalog: Catalog
     window: int
     sole_tier_first: bool = False
-    age_ms_per_point: float = 0.0
+    points_per_scale: float = 0.0
     ev_points: float = 0.0
+    means: dict[str, float] = field(default_factory=dict)  # model -> mean service time, first measured first
     slots: dict[str, _Slot] = field(default_factory=dict)
     waiting: dict[str, _Waiting] = field(default_factory=dict)
     assigned: set[str] = field(default_factory=set)
@@ -106,6 +110,34 @@ class Naive:
             if all(m.capabilities.get(name, 0) >= level for name, level in requires.items())
         ]
 
+    def ev_rank(self, ev: float) -> float:
+        if not self.evs:
+            return 0.5
+        below = sum(1 for v in self.evs if v < ev)
+        not_above = sum(1 for v in self.evs if v <= ev)
+        return (below + not_above) / (2 * len(self.evs))
+
+    def scale_for(self, requires: dict[str, int]) -> float | None:
+        """Mean service time of the models that may serve it, else of every measured model."""
+        rateable = set(self.rateable(requires))
+        for wanted in (rateable, set(self.means)):
+            measured = [mean for model, mean in self.means.items() if model in wanted]
+            if measured:
+                total = 0.0
+                for mean in measured:
+                    total += mean
+                return total / len(measured)
+        return None
+
+    def measure(self, model: str, service_ms: int) -> None:
+        first = not self.means
+        old = self.means.get(model)
+        self.means[model] = float(service_ms) if old is None else old + SERVICE_WEIGHT * (service_ms - old)
+        if first:  # the first measurement gives every waiting task a time scale
+            for w in self.waiting.values():
+                if w.scale is None:
+                    w.scale = self.scale_for(dict(w.task.requires))
+
     def apply(self, event: Event, now: int, out: dict[str, list[Any]]) -> None:
         if isinstance(event, TaskPending):
             t = event.task
@@ -119,17 +151,22 @@ class Naive:
                 self.waiting.pop(t.task_id, None)
                 out["unroutable"].append(t.task_id)
                 return
+            rank = self.ev_rank(ev) if self.ev_points > 0 else 0.5
             if known is None:
                 self.seq += 1
-                self.waiting[t.task_id] = _Waiting(t, ev, self.seq, now)
+                scale = self.scale_for(dict(t.requires))
+                self.waiting[t.task_id] = _Waiting(t, ev, self.seq, now, scale=scale, rank=rank)
             else:
-                known.task, known.ev = t, ev
+                known.task, known.ev, known.rank = t, ev, rank
         elif isinstance(event, TaskCancelled):
             if self.waiting.pop(event.task_id, None) is not None:
                 out["cancelled"].append(event.task_id)
             elif any(s.held is not None and s.held.task.task_id == event.task_id for s in self.slots.values()):
                 self.cancelled_held.add(event.task_id)
         elif isinstance(event, SlotFree):
+            before = self.slots.get(event.slot_id)
+            if before is not None and before.state == "busy" and before.task_id is not None:
+                self.measure(before.model, now - before.since)
             self.slots[event.slot_id] = _Slot(event.model, event.account, "free", now, since=now)
         elif isinstance(event, SlotHeartbeat):
             s = self.slots.get(event.slot_id)
@@ -155,7 +192,10 @@ class Naive:
             out["cancelled"].append(held.task.task_id)
         elif held is not None:  # assigned but never started: the task waits again, in its old place
             self.assigned.discard(held.task.task_id)
-            self.waiting[held.task.task_id] = _Waiting(held.task, held.ev, held.seq, held.since, announced=True)
+            scale = held.scale if held.scale is not None else self.scale_for(dict(held.task.requires))
+            self.waiting[held.task.task_id] = _Waiting(
+                held.task, held.ev, held.seq, held.since, announced=True, scale=scale, rank=held.rank
+            )
             out["lapsed"].append(held.task.task_id)
 
     def expire(self, now: int, out: dict[str, list[Any]]) -> None:
@@ -180,11 +220,15 @@ class Naive:
             rateable = self.rateable(dict(w.task.requires))
             sole = len({self.catalog.models[m].tier for m in rateable}) == 1
             priority: float = w.task.priority
-            if (self.age_ms_per_point > 0 or self.ev_points > 0) and not override(w):
-                # the score at time 0 (the same shift for every task at any later instant), computed
-                # with the same float operations as the index so that ties break the same way
-                waited = w.since / self.age_ms_per_point if self.age_ms_per_point > 0 else 0.0
-                priority = -(waited - (w.task.priority + self.ev_points * w.ev))
+            if (self.points_per_scale > 0 or self.ev_points > 0) and not override(w):
+                # score + points for the time scales waited, less a shift common to every task: the
+                # instant the score was 0, with the same float operations as the index so that ties
+                # break the same way
+                score = w.task.priority + self.ev_points * w.rank
+                if self.points_per_scale > 0 and w.scale is not None:
+                    priority = -(w.since - w.scale * score / self.points_per_scale)
+                else:
+                    priority = score
             return (self.sole_tier_first and sole, override(w), priority, w.ev, -w.seq)
 
         def best_slot(w: _Waiting) -> str | None:
@@ -297,11 +341,11 @@ def _run_router(h: RouterHarness, events: list[Event], now: int) -> dict[str, li
     batches=BATCHES,
     window=st.sampled_from([3, 7, 1000]),
     sole_tier_first=st.booleans(),
-    age_s=st.sampled_from([0.0, 0.0, 30.0]),
+    ageing=st.sampled_from([0.0, 0.0, 30.0]),
     ev_points=st.sampled_from([0.0, 0.0, 50.0, 100.0]),
 )
 def test_indexed_matching_round_equals_the_naive_reference(
-    batches: list[tuple[int, list[Event]]], window: int, sole_tier_first: bool, age_s: float, ev_points: float
+    batches: list[tuple[int, list[Event]]], window: int, sole_tier_first: bool, ageing: float, ev_points: float
 ) -> None:
     h = RouterHarness(
         CATALOG,
@@ -309,10 +353,10 @@ def test_indexed_matching_round_equals_the_naive_reference(
         assignment_timeout_s=ASSIGNMENT_TIMEOUT_MS / 1000,
         ev_window=window,
         sole_tier_first=sole_tier_first,
-        age_s_per_priority_point=age_s,
-        ev_priority_points=ev_points,
+        ageing_points_per_service_time=ageing,
+        ev_rank_points=ev_points,
     )
-    naive = Naive(CATALOG, window, sole_tier_first=sole_tier_first, age_ms_per_point=age_s * 1000, ev_points=ev_points)
+    naive = Naive(CATALOG, window, sole_tier_first=sole_tier_first, points_per_scale=ageing, ev_points=ev_points)
     now = T0
     for n, (advance, events) in enumerate(batches, start=1):
         now += advance

@@ -41,7 +41,7 @@ def test_a_held_task_keeps_its_arrival_place_across_a_restart() -> None:
     """restore() must count the arrival numbers of tasks held on slots too: otherwise a task
     published after a restart could get the number of an older, held task, and when that one lapses
     back the tie would be broken by task id, not arrival."""
-    h = RouterHarness(load_catalog(), snapshot=True, age_s_per_priority_point=0.0, ev_priority_points=0.0)
+    h = RouterHarness(load_catalog(), snapshot=True, ageing_points_per_service_time=0.0, ev_rank_points=0.0)
     h.batch(pending("keep", 50, {"coding": 10}))  # opus-only: stays waiting, seq 1
     h.batch(pending("zz-old", 50, ev=0.5))  # seq 2
     h.batch(free("h1", "haiku"))  # zz-old -> h1 (held with seq 2)

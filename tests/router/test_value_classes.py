@@ -156,6 +156,10 @@ def test_a_waiting_task_keeps_every_field_through_its_snapshot_form() -> None:
         models=frozenset({"haiku", "sonnet"}),
         min_tier=1,
         await_decision_id="d1",
+        scale_ms=90_000.0,
+        ev_rank=0.25,
+        first_estimate_s=120.0,
+        first_turn_s=60.0,
     )
     doc = waiting_to_json(waiting)
     assert sorted(doc) == sorted(f.name for f in dataclasses.fields(WaitingTask))

@@ -20,7 +20,7 @@ def test_simulate_writes_table_json_and_plot(tmp_path: Path, capsys: pytest.Capt
             "--fleet",
             "4-4-4",
             "--sweep",
-            "age_s_per_priority_point=0,300",
+            "ageing_points_per_service_time=0,300",
             "--json",
             str(out_json),
             "--plot",
@@ -29,11 +29,32 @@ def test_simulate_writes_table_json_and_plot(tmp_path: Path, capsys: pytest.Capt
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "fifo-capable" in printed and "router[age_s_per_priority_point=300]" in printed
+    assert "fifo-capable" in printed and "router[ageing_points_per_service_time=300]" in printed
     doc = json.loads(out_json.read_text())
     (scenario,) = doc["scenarios"]
     assert [p["policy"] for p in scenario["policies"]][:5] == ["fifo", "fifo-capable", "cheapest", "router", "premium"]
     assert out_png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_load_models_and_loads_repeat(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_json = tmp_path / "sim.json"
+    args = ["--load-model", "sessions", "--load-model", "calls", "--load", "0.5", "--load", "0.9"]
+    assert simulate(*args, "--policies", "fifo-capable,router", "--json", str(out_json)) == 0
+    doc = json.loads(out_json.read_text())
+    assert [(s["load_model"], s["offered_load"]) for s in doc["scenarios"]] == [
+        ("sessions", 0.5),
+        ("sessions", 0.9),
+        ("calls", 0.5),
+        ("calls", 0.9),
+    ]
+    assert "load model calls, offered load 0.9" in capsys.readouterr().out
+
+
+def test_unknown_load_model_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        simulate("--load-model", "batch")
+    assert exited.value.code == 2
+    assert "invalid choice: 'batch'" in capsys.readouterr().err
 
 
 def test_unknown_router_setting_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,10 +107,13 @@ def test_bad_numbers_are_refused_by_the_parser(
         (["--set", "assignment_timeout_s=0"], "assignment_timeout_s=0: must be positive"),
         (["--set", "stale_after_s=-5"], "stale_after_s=-5: must be positive"),
         (["--set", "stale_after_s=nan"], "stale_after_s=nan: must be a finite number"),
-        (["--set", "ev_priority_points=-1"], "ev_priority_points=-1: must be 0 or more"),
-        (["--set", "ev_priority_points=inf"], "ev_priority_points=inf: must be a finite number"),
-        (["--set", "age_s_per_priority_point=nan"], "age_s_per_priority_point=nan: must be a finite number"),
-        (["--set", "age_s_per_priority_point=-45"], "age_s_per_priority_point=-45: must be 0 or more"),
+        (["--set", "ev_rank_points=-1"], "ev_rank_points=-1: must be 0 or more"),
+        (["--set", "ev_rank_points=inf"], "ev_rank_points=inf: must be a finite number"),
+        (
+            ["--set", "ageing_points_per_service_time=nan"],
+            "ageing_points_per_service_time=nan: must be a finite number",
+        ),
+        (["--set", "ageing_points_per_service_time=-45"], "ageing_points_per_service_time=-45: must be 0 or more"),
     ],
 )
 def test_bad_policies_sweeps_and_settings_get_one_line(
@@ -101,7 +125,7 @@ def test_bad_policies_sweeps_and_settings_get_one_line(
 
 
 def test_zero_turns_ev_points_and_ageing_off(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["--set", "ev_priority_points=0", "--set", "age_s_per_priority_point=0", "--set", "remember_assigned=0"]
+    args = ["--set", "ev_rank_points=0", "--set", "ageing_points_per_service_time=0", "--set", "remember_assigned=0"]
     assert main(["simulate", "--limit", "10", "--fleet", "4-4-4", "--policies", "router", *args]) == 0
     assert "router" in capsys.readouterr().out
 

@@ -24,15 +24,15 @@ def test_matching_order_settings_default_to_the_router_and_parse() -> None:
 
     default = load_settings({})
     config = RouterConfig()
-    assert (default.sole_tier_first, default.ev_priority_points, default.age_s_per_priority_point) == (
+    assert (default.sole_tier_first, default.ev_rank_points, default.ageing_points_per_service_time) == (
         config.sole_tier_first,
-        config.ev_priority_points,
-        config.age_s_per_priority_point,
+        config.ev_rank_points,
+        config.ageing_points_per_service_time,
     )
     s = load_settings(
-        {"ROUTER_SOLE_TIER_FIRST": "off", "ROUTER_EV_PRIORITY_POINTS": "0", "ROUTER_AGE_S_PER_PRIORITY_POINT": "120"}
+        {"ROUTER_SOLE_TIER_FIRST": "off", "ROUTER_EV_RANK_POINTS": "0", "ROUTER_AGEING_POINTS_PER_SERVICE_TIME": "120"}
     )
-    assert (s.sole_tier_first, s.ev_priority_points, s.age_s_per_priority_point) == (False, 0.0, 120.0)
+    assert (s.sole_tier_first, s.ev_rank_points, s.ageing_points_per_service_time) == (False, 0.0, 120.0)
     assert load_settings({"ROUTER_SOLE_TIER_FIRST": "Yes"}).sole_tier_first is True
 
 
@@ -64,8 +64,8 @@ def test_overrides_win_over_environment() -> None:
         ({"ROUTER_EV_SCORER": ":x"}, "ROUTER_EV_SCORER must be 'module:function'"),
         ({"ROUTER_EV_SCORER": "pkg.mod"}, "ROUTER_EV_SCORER must be 'module:function'"),
         ({"ROUTER_SOLE_TIER_FIRST": "maybe"}, "ROUTER_SOLE_TIER_FIRST='maybe' is not a valid boolean"),
-        ({"ROUTER_EV_PRIORITY_POINTS": "-5"}, "ev_priority_points must be a number 0 or more"),
-        ({"ROUTER_AGE_S_PER_PRIORITY_POINT": "inf"}, "age_s_per_priority_point must be a number 0 or more"),
+        ({"ROUTER_EV_RANK_POINTS": "-5"}, "ev_rank_points must be a number 0 or more"),
+        ({"ROUTER_AGEING_POINTS_PER_SERVICE_TIME": "inf"}, "ageing_points_per_service_time must be a number 0 or more"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(env: dict[str, str], message: str | None) -> None:
@@ -83,7 +83,7 @@ def test_the_edges_of_every_range_are_accepted() -> None:
             "ROUTER_DECISIONS_KEEP": "0",
             "ROUTER_BATCH_SIZE": "100000",
             "ROUTER_RETENTION_DAYS": "36500",
-            "ROUTER_EV_PRIORITY_POINTS": "0",
+            "ROUTER_EV_RANK_POINTS": "0",
             "ROUTER_LOG_LEVEL": "WARNING",
             "ROUTER_EV_SCORER": "support.scorers:explosive",
         }
