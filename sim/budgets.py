@@ -37,6 +37,7 @@ class BudgetFigures:
     budget_waited: int  # tasks that waited with reason_code budget_exhausted
     budget_wait_p50_s: float
     budget_wait_max_s: float
+    never_started: int  # tasks still waiting when the trace ran out (a hard budget spent for good)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -53,6 +54,8 @@ def budget_figures(
         if catalog.models[r.attempts[0].model].tier < first_tier[r.task.task_id]
     ]
     waits_s = [ms / 1000 for ms in budgeted.budget_waits_ms.values()]
+    unroutable = set(budgeted.unroutable)
+    never_started = sum(1 for r in budgeted.records if not r.attempts and r.task.task_id not in unroutable)
     out = []
     for budget in budgets:
         spend: dict[str, float] = {}
@@ -81,6 +84,7 @@ def budget_figures(
                 budget_waited=len(waits_s),
                 budget_wait_p50_s=round(percentile(waits_s, 0.5), 1) if waits_s else 0.0,
                 budget_wait_max_s=round(max(waits_s), 1) if waits_s else 0.0,
+                never_started=never_started,
             )
         )
     return out
@@ -95,12 +99,14 @@ def budgets_text(figures: Sequence[BudgetFigures]) -> str:
     lines = [
         "budgets (router only; the other policies ignore them), against the router without budgets:",
         f"{'budget':<18} {'period':<6} {'mode':<4} {'limit $':>9} {'worst period':<12} {'spent $':>9}"
-        f" {'over $':>7} {'max est $':>9} {'cheaper':>7} {'waited':>6} {'wait p50 s':>10} {'wait max s':>10}",
+        f" {'over $':>7} {'max est $':>9} {'cheaper':>7} {'waited':>6} {'wait p50 s':>10} {'wait max s':>10}"
+        f" {'never ran':>9}",
     ]
     for f in figures:
         lines.append(
             f"{f.name:<18} {f.period:<6} {f.mode:<4} {f.limit_usd:>9.2f} {f.worst_period or '-':<12}"
             f" {f.worst_spend_usd:>9.2f} {f.overshoot_usd:>7.2f} {f.largest_assignment_usd:>9.2f}"
             f" {f.moved_cheaper:>7} {f.budget_waited:>6} {f.budget_wait_p50_s:>10.1f} {f.budget_wait_max_s:>10.1f}"
+            f" {f.never_started:>9}"
         )
     return "\n".join(lines)

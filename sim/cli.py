@@ -141,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         gate = replace(base_config.quality_gate, mode=GateMode(args.quality_gate))
         base_config = replace(base_config, quality_gate=gate)
     if args.reference:
+        if args.failures or args.budgets:
+            raise ConfigError("--reference runs without --failures and --budgets (run those scenarios directly)")
         from sim.reference import run_reference
 
         policies = ",".join((*POLICIES, ORACLE)) if args.policies is None else args.policies
