@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from router.escalation import Limits
-from router.quality import GateSettings
+from router.escalation import DEFAULT_MAX_ESCALATIONS, DEFAULT_MAX_RETRIES
+from router.quality import GateMode, GateSettings
+
+_GATE = GateSettings()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +35,22 @@ class RouterConfig:
     ageing_points_per_service_time: float = 5.0
     ev_rank_points: float = 50.0
     # Failed outcomes (PROTOCOL.md v1.1): how many escalations and retries a task gets (router/escalation.py).
-    outcome_limits: Limits = field(default_factory=Limits)
-    # The quality gate (router/quality.py): off, shadow (report only, the default) or on.
-    quality_gate: GateSettings = field(default_factory=GateSettings)
+    max_escalations: int = DEFAULT_MAX_ESCALATIONS
+    max_retries: int = DEFAULT_MAX_RETRIES
+    # The quality gate (router/quality.py): "off", "shadow" (report only, the default) or "on"; it flags a
+    # (model, layer) with at least quality_min_outcomes judged outcomes (of the last quality_window) whose
+    # 95% Wilson upper bound is below min_success; under "on" a quality_explore share of tasks still may use it.
+    quality_gate: str = _GATE.mode.value
+    min_success: float = _GATE.min_success
+    quality_min_outcomes: int = _GATE.min_outcomes
+    quality_window: int = _GATE.window
+    quality_explore: float = _GATE.explore_share
+
+    def gate_settings(self) -> GateSettings:
+        return GateSettings(
+            mode=GateMode(self.quality_gate),
+            min_success=self.min_success,
+            min_outcomes=self.quality_min_outcomes,
+            window=self.quality_window,
+            explore_share=self.quality_explore,
+        )

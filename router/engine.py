@@ -17,6 +17,7 @@ from router.decisions import build_decision
 from router.escalation import (
     Attempt,
     Escalation,
+    Limits,
     after_failure,
     narrow_assessment,
     no_higher_tier,
@@ -91,7 +92,8 @@ class Router:
         self._waiting_changes = WaitingChanges()
         # tasks between attempts after a failed outcome (router/escalation.py), and the quality gate
         self.escalations: dict[str, Escalation] = {}
-        self.gate = QualityGate(settings=self.config.quality_gate)
+        self.gate = QualityGate(settings=self.config.gate_settings())
+        self.outcome_limits = Limits(max_escalations=self.config.max_escalations, max_retries=self.config.max_retries)
         # task id -> why the latest assessment left a rateable model out (escalation, gate)
         self._notes: dict[str, dict[str, tuple[Verdict, str]]] = {}
 
@@ -230,7 +232,7 @@ class Router:
         escalation = self.escalations.get(task_id) if self.escalations else None
         if escalation is not None and not current and escalation.reported_by(event.slot_id):
             return []  # a repeat of an earlier attempt's failure report
-        if ref is not None:
+        if ref is not None and current:  # another slot's report must not use up this assignment's
             if ref.get("usage_reported"):
                 return []
             charge = ref.get("charge")
@@ -242,13 +244,26 @@ class Router:
         attempt = escalation.attempt if escalation is not None else 1
         if not current or held is None or ref is None or before is None or ref["decision_id"] != before.decision_id:
             # not this slot's current assignment of the task: recorded, changes nothing
-            return [self._usage(event, before, event_id=event_id, now_ms=now_ms, effect="ignored", attempt=attempt)]
+            mine = ref if current else None
+            return [
+                self._usage(event, before, mine, event_id=event_id, now_ms=now_ms, effect="ignored", attempt=attempt)
+            ]
         effect, follow = self._outcome(event.completed, before, held, attempt, now_ms)
-        return [self._usage(event, before, event_id=event_id, now_ms=now_ms, effect=effect, attempt=attempt), *follow]
+        report = self._usage(event, before, ref, event_id=event_id, now_ms=now_ms, effect=effect, attempt=attempt)
+        return [report, *follow]
 
     def _usage(
-        self, event: SlotFree, before: SlotRecord | None, *, event_id: str, now_ms: int, effect: str, attempt: int
+        self,
+        event: SlotFree,
+        before: SlotRecord | None,
+        ref: dict[str, Any] | None,
+        *,
+        event_id: str,
+        now_ms: int,
+        effect: str,
+        attempt: int,
     ) -> UsageReported:
+        """The usage effect, tied to the decision of this slot's assignment of the task (`ref`), if any."""
         usage = event.completed
         assert usage is not None
         decision_id = None
@@ -256,8 +271,8 @@ class Router:
         if before is not None and before.task_id == usage.task_id:
             decision_id = before.decision_id
             layer = before.held["task"].get("layer") if before.held else None
-        elif usage.task_id in self.assigned:
-            decision_id = self.assigned[usage.task_id].get("decision_id")
+        elif ref is not None:
+            decision_id = ref.get("decision_id")
         return UsageReported(
             usage=usage,
             slot_id=event.slot_id,
@@ -294,7 +309,7 @@ class Router:
             self.escalations.get(usage.task_id),
             failed,
             tier=model.tier if model is not None else 0,
-            limits=self.config.outcome_limits,
+            limits=self.outcome_limits,
             detail=usage.detail,
         )
         waiting = waiting_from_json(held)

@@ -138,8 +138,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     base_config = _config(RouterConfig(), args.set)
     if args.quality_gate is not None:
-        gate = replace(base_config.quality_gate, mode=GateMode(args.quality_gate))
-        base_config = replace(base_config, quality_gate=gate)
+        base_config = replace(base_config, quality_gate=args.quality_gate)
     if args.reference:
         if args.failures or args.budgets:
             raise ConfigError("--reference runs without --failures and --budgets (run those scenarios directly)")
@@ -306,6 +305,8 @@ def _config(config: RouterConfig, assignments: list[str]) -> RouterConfig:
 
 def _setting(key: str, raw: str, current: Any) -> Any:
     value = _parse(key, raw, current)
+    if key == "quality_gate" and value not in {m.value for m in GateMode}:
+        raise ConfigError(f"setting {key}={raw}: one of {', '.join(m.value for m in GateMode)}")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value
     if not math.isfinite(value):

@@ -21,9 +21,7 @@ import structlog
 from router.catalog import Catalog, load_catalog
 from router.engine import Effect, Router, RouterConfig
 from router.errors import ConfigError, InvalidEvent
-from router.escalation import Limits
 from router.ev import Scorer
-from router.quality import GateMode, GateSettings
 from router.values import Decision, Task
 from streams.codec import as_text, decode, encode
 from streams.commit import AtomicStep, Committer, FencedOut
@@ -465,16 +463,13 @@ class RoutingWorker:
                 sole_tier_first=self.settings.sole_tier_first,
                 ev_rank_points=self.settings.ev_rank_points,
                 ageing_points_per_service_time=self.settings.ageing_points_per_service_time,
-                outcome_limits=Limits(
-                    max_escalations=self.settings.max_escalations, max_retries=self.settings.max_retries
-                ),
-                quality_gate=GateSettings(
-                    mode=GateMode(self.settings.quality_gate),
-                    min_success=self.settings.min_success,
-                    min_outcomes=self.settings.quality_min_outcomes,
-                    window=self.settings.quality_window,
-                    explore_share=self.settings.quality_explore,
-                ),
+                max_escalations=self.settings.max_escalations,
+                max_retries=self.settings.max_retries,
+                quality_gate=self.settings.quality_gate,
+                min_success=self.settings.min_success,
+                quality_min_outcomes=self.settings.quality_min_outcomes,
+                quality_window=self.settings.quality_window,
+                quality_explore=self.settings.quality_explore,
             ),
             scorer=self.scorer,
             budgets=self.budgets,

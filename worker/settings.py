@@ -62,13 +62,13 @@ class Settings:
     ev_rank_points: float = _ORDER_DEFAULTS.ev_rank_points
     ageing_points_per_service_time: float = _ORDER_DEFAULTS.ageing_points_per_service_time
     # failed outcomes and the quality gate (router/escalation.py, router/quality.py; docs/policy.md)
-    max_escalations: int = _ORDER_DEFAULTS.outcome_limits.max_escalations
-    max_retries: int = _ORDER_DEFAULTS.outcome_limits.max_retries
-    quality_gate: str = _ORDER_DEFAULTS.quality_gate.mode.value
-    min_success: float = _ORDER_DEFAULTS.quality_gate.min_success
-    quality_min_outcomes: int = _ORDER_DEFAULTS.quality_gate.min_outcomes
-    quality_window: int = _ORDER_DEFAULTS.quality_gate.window
-    quality_explore: float = _ORDER_DEFAULTS.quality_gate.explore_share
+    max_escalations: int = _ORDER_DEFAULTS.max_escalations
+    max_retries: int = _ORDER_DEFAULTS.max_retries
+    quality_gate: str = _ORDER_DEFAULTS.quality_gate
+    min_success: float = _ORDER_DEFAULTS.min_success
+    quality_min_outcomes: int = _ORDER_DEFAULTS.quality_min_outcomes
+    quality_window: int = _ORDER_DEFAULTS.quality_window
+    quality_explore: float = _ORDER_DEFAULTS.quality_explore
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)

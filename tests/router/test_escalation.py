@@ -11,7 +11,6 @@ import pytest
 from router.catalog import Catalog, load_catalog
 from router.config import RouterConfig
 from router.engine import Router
-from router.escalation import Limits
 from router.quality import GateMode, GateSettings, QualityGate, wilson
 from router.values import Decision, Effect, Outcome, ReasonCode, UsageReported, Verdict
 from streams.schema import parse_event
@@ -88,7 +87,7 @@ def test_capability_failure_escalates_to_the_next_tier_with_the_model_excluded(c
 
 
 def test_escalations_are_capped_then_the_task_fails(catalog: Catalog) -> None:
-    run = Run(catalog, RouterConfig(outcome_limits=Limits(max_escalations=1)))
+    run = Run(catalog, RouterConfig(max_escalations=1))
     fleet(run)
     run.task()
     failed(run, "h1", "haiku", "capability")
@@ -123,7 +122,7 @@ def test_escalated_past_every_non_premium_tier_is_premium_only(catalog: Catalog)
 
 
 def test_transient_failure_retries_at_the_same_rules_then_fails_at_the_cap(catalog: Catalog) -> None:
-    run = Run(catalog, RouterConfig(outcome_limits=Limits(max_retries=1)))
+    run = Run(catalog, RouterConfig(max_retries=1))
     run.free("h1", "haiku")
     run.task()
     waiting, again = decisions(failed(run, "h1", "haiku", "transient"))
@@ -234,8 +233,7 @@ def test_gate_flags_only_when_the_upper_bound_is_below_the_minimum() -> None:
 
 
 def test_gate_on_keeps_a_flagged_model_from_its_layer_but_explores(catalog: Catalog) -> None:
-    settings = GateSettings(mode=GateMode.ON, min_outcomes=30, explore_share=0.1)
-    run = Run(catalog, RouterConfig(quality_gate=settings))
+    run = Run(catalog, RouterConfig(quality_gate="on", quality_min_outcomes=30, quality_explore=0.1))
     for _ in range(30):
         run.router.gate.record("haiku", "docs", succeeded=False)
     kept = {f"t{i}": run.router.gate.kept_out(f"t{i}", "docs", frozenset({"haiku", "sonnet"})) for i in range(1000)}
@@ -266,3 +264,38 @@ def test_gate_state_survives_a_restart() -> None:
     fresh = QualityGate(settings=GateSettings(mode=GateMode.ON))
     fresh.restore(gate.drain())
     assert ("haiku", "docs") in fresh.flagged and not fresh.changed_flags
+
+
+def test_a_foreign_report_does_not_use_up_the_real_one(catalog: Catalog) -> None:
+    """h2 reports on t1, which runs on s1: recorded with no decision, and s1's own report, after
+    it, still counts (its outcome acts, its usage goes to its decision)."""
+    run = Run(catalog)
+    fleet(run)
+    run.free("h2", "haiku")
+    run.task()
+    failed(run, "h1", "haiku", "capability")  # t1 now on s1 (attempt 2)
+    (foreign,) = usage(failed(run, "h2", "haiku", "capability"))
+    assert (foreign.outcome_effect, foreign.decision_id) == ("ignored", None)
+    on_sonnet = run.router.assigned["t1"]["decision_id"]
+    effects = failed(run, "s1", "sonnet", "capability")
+    (report,) = usage(effects)
+    assert (report.outcome_effect, report.decision_id) == ("escalated", on_sonnet)
+    assert [d.chosen.model for d in decisions(effects) if d.chosen is not None] == ["opus"]
+
+
+def test_foreign_report_in_the_same_batch_as_the_failure_is_recorded(catalog: Catalog) -> None:
+    run = Run(catalog)
+    run.free("h1", "haiku")
+    run.free("h2", "haiku")
+    run.task()
+    router = run.router
+    router.begin_batch("50-0")
+    effects: list[Effect] = []
+    for i, slot_id in enumerate(("h1", "h1", "h2")):  # failure, its repeat, a foreign one: one batch
+        completed = {"task_id": "t1", "outcome": "failed", "failure": "capability"}
+        doc = {"type": "slot.free", "slot_id": slot_id, "model": "haiku", "completed": completed}
+        event = parse_event(orjson.dumps(doc), models=catalog.models.keys())
+        effects += router.apply(event, event_id=f"50-{i}", now_ms=NOW + 100)
+    effects += router.match(now_ms=NOW + 100)
+    assert [(u.slot_id, u.outcome_effect) for u in usage(effects)] == [("h1", "escalated"), ("h2", "ignored")]
+    assert router.escalations["t1"].escalations == 1
