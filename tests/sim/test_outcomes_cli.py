@@ -94,6 +94,7 @@ def test_a_tight_hard_budget_is_passed_by_at_most_the_largest_single_assignment(
         (["--budgets", "{missing}"], "--budgets"),
         (["--budgets", "{bad}"], "unknown model"),
         (["--reference", "--failures"], "--reference runs without --failures"),
+        (["--set", "quality_gate=maybe"], "quality_gate=maybe: one of off, shadow, on"),
     ],
 )
 def test_bad_options_are_one_line_and_exit_2(
