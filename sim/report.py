@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -165,13 +165,6 @@ def json_value(value: Any) -> Any:
 def write_json(path: Path, doc: dict[str, Any]) -> None:
     prepare_parent(path)
     try:
-        path.write_text(json.dumps(doc, indent=2, sort_keys=False, default=_plain) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def _plain(value: object) -> object:
-    """A nested settings value (the escalation limits, the quality gate's settings) as JSON."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
