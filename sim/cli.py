@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from router.budgets import Budget
+from router.catalog import Catalog
 from router.engine import RouterConfig
 from router.errors import ConfigError
-from sim.fleet import load_fleet
+from router.quality import GateMode
+from sim.budgets import UNBUDGETED, budget_figures, budgets_text
+from sim.failures import MISRATED_BY
+from sim.fleet import Fleet, load_fleet
 from sim.loads import DEFAULT_LOAD_MODEL, LOAD_MODELS, load_model
 from sim.outputs import check_output
 from sim.policies import ORACLE, POLICIES
-from sim.report import goals, goals_text, scenario_json, table, write_json
-from sim.run import PolicySpec, ScenarioResult, run_scenario
+from sim.report import goals, goals_text, outcome_goals, scenario_json, table, write_json
+from sim.run import FailureSpec, PolicySpec, ScenarioResult, run_scenario
 from sim.traces import TRACES
 from sim.workload import TaskMapping
 
 DEFAULT_FLEETS = ("2-4-10", "4-4-4")
+BudgetLoader = Callable[[str, Catalog], tuple[Budget, ...]]  # (path, catalogue) -> budgets, or ConfigError
 DEFAULT_TRACES = ("azure-code",)
 DEFAULT_SEED = TaskMapping().seed
 DEFAULT_LOAD = TaskMapping().offered_load
@@ -106,11 +113,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="where --reference writes simulate-reference.md/.json and simulate-pareto-<load model>.png",
     )
     p.add_argument("--jobs", type=positive_int, default=1, help="--reference: runs in this many processes")
+    p.add_argument(
+        "--failures",
+        action="store_true",
+        help="attempts can fail (the seeded failure model, docs/simulator.md); policies escalate and retry",
+    )
+    p.add_argument(
+        "--misrated",
+        metavar="MODEL",
+        help=f"with --failures: the catalogue rates MODEL {MISRATED_BY} points above how it behaves",
+    )
+    p.add_argument(
+        "--quality-gate",
+        choices=[m.value for m in GateMode],
+        help="the router's quality gate (ROUTER_QUALITY_GATE; default shadow)",
+    )
+    p.add_argument(
+        "--budgets",
+        metavar="FILE",
+        help="a budgets TOML (as ROUTER_BUDGETS) for the router policy, which is also run without it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     base_config = _config(RouterConfig(), args.set)
+    if args.quality_gate is not None:
+        base_config = replace(base_config, quality_gate=args.quality_gate)
     if args.reference:
+        if args.failures or args.budgets:
+            raise ConfigError("--reference runs without --failures and --budgets (run those scenarios directly)")
         from sim.reference import run_reference
 
         policies = ",".join((*POLICIES, ORACLE)) if args.policies is None else args.policies
@@ -122,7 +153,10 @@ def run(args: argparse.Namespace) -> int:
     _check_unique_names(specs)
     _check_outputs(args)  # before the run: a bad path should not cost the minutes a run takes
     fleets = [load_fleet(name) for name in args.fleet or DEFAULT_FLEETS]  # all checked before the first run
+    failures = _failures(args, fleets)
+    budgets = {fleet.name: _budgets(args, fleet) for fleet in fleets}
     results: list[ScenarioResult] = []
+    budget_docs: list[list[dict[str, object]]] = []
     for model_name in args.load_model or [DEFAULT_LOAD_MODEL]:
         for load in args.load or [DEFAULT_LOAD]:
             for seed in args.seed or [DEFAULT_SEED]:
@@ -130,13 +164,24 @@ def run(args: argparse.Namespace) -> int:
                 for trace in args.trace or DEFAULT_TRACES:
                     for fleet in fleets:
                         result = run_scenario(
-                            trace, fleet, specs, mapping=mapping, limit=args.limit, traces_dir=args.traces_dir
+                            trace,
+                            fleet,
+                            _with_budgets(specs, budgets[fleet.name]),
+                            mapping=mapping,
+                            limit=args.limit,
+                            traces_dir=args.traces_dir,
+                            failures=failures,
                         )
                         results.append(result)
                         _print_result(result, markdown=args.markdown)
+                        budget_docs.append(_print_budgets(result, fleet, budgets[fleet.name]))
     settings = {f.name: getattr(base_config, f.name) for f in fields(base_config)}
     if args.json:
-        write_json(args.json, {"scenarios": [scenario_json(r, settings=settings) for r in results]})
+        scenarios = [
+            {**scenario_json(r, settings=settings), **({"budgets": b} if args.budgets else {})}
+            for r, b in zip(results, budget_docs, strict=True)
+        ]
+        write_json(args.json, {"scenarios": scenarios})
         print(f"\nwrote {args.json}")
     if args.plot:
         from sim.plot import plot  # matplotlib loads only when a plot is asked for
@@ -149,11 +194,62 @@ def run(args: argparse.Namespace) -> int:
 def _print_result(result: ScenarioResult, *, markdown: bool) -> None:
     heading = f"{result.trace} on fleet {result.fleet}: {result.tasks} tasks, load model {result.load_model}"
     print(f"\n## {heading}, offered load {result.offered_load}, seed {result.seed}\n")
-    print(table(result.metrics, markdown=markdown))
+    print(table(result.metrics, markdown=markdown, outcomes=result.failures is not None))
     checked = goals(result.metrics)
     if checked:
         print("\nrouter against fifo-capable (goals):")
         print(goals_text(checked))
+    if result.failures is not None and (outcome_checked := outcome_goals(result.metrics)):
+        print("\nrouter against premium and fifo-capable, attempts that can fail (goals):")
+        print(goals_text(outcome_checked))
+
+
+def _failures(args: argparse.Namespace, fleets: list[Fleet]) -> FailureSpec | None:
+    if args.misrated is not None:
+        if not args.failures:
+            raise ConfigError("--misrated needs --failures (a mis-rated model only shows when attempts can fail)")
+        for fleet in fleets:
+            if args.misrated not in fleet.catalog.models:
+                known = ", ".join(sorted(fleet.catalog.models))
+                raise ConfigError(f"--misrated {args.misrated}: not a model of fleet {fleet.name} ({known})")
+    return FailureSpec(misrated=args.misrated) if args.failures else None
+
+
+def _budgets(args: argparse.Namespace, fleet: Fleet) -> tuple[Budget, ...]:
+    """The budgets file checked against the fleet's catalogue by the loader the command was given
+    (`load_budgets`: the worker's own, worker/budget_file.py, so a file is judged as the worker does)."""
+    if args.budgets is None:
+        return ()
+    load: BudgetLoader | None = getattr(args, "load_budgets", None)
+    if load is None:
+        raise ConfigError("--budgets: this command was set up without a budgets loader")
+    try:
+        return load(args.budgets, fleet.catalog)
+    except ConfigError as exc:
+        raise ConfigError(f"--budgets {str(exc).removeprefix('ROUTER_BUDGETS=')}") from None
+
+
+def _with_budgets(specs: list[PolicySpec], budgets: tuple[Budget, ...]) -> list[PolicySpec]:
+    """The router policy gets the budgets; the same router without them runs beside it to compare."""
+    if not budgets:
+        return specs
+    out = []
+    for spec in specs:
+        if spec.name == "router":
+            out += [replace(spec, budgets=budgets), PolicySpec(name=UNBUDGETED, config=spec.config)]
+        else:
+            out.append(spec)
+    return out
+
+
+def _print_budgets(result: ScenarioResult, fleet: Fleet, budgets: tuple[Budget, ...]) -> list[dict[str, object]]:
+    by_name = {o.policy: o for o in result.outcomes}
+    if not budgets or "router" not in by_name:
+        return []
+    figures = budget_figures(budgets, fleet.catalog, by_name["router"], by_name[UNBUDGETED])
+    print()
+    print(budgets_text(figures))
+    return [f.to_json() for f in figures]
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -209,6 +305,8 @@ def _config(config: RouterConfig, assignments: list[str]) -> RouterConfig:
 
 def _setting(key: str, raw: str, current: Any) -> Any:
     value = _parse(key, raw, current)
+    if key == "quality_gate" and value not in {m.value for m in GateMode}:
+        raise ConfigError(f"setting {key}={raw}: one of {', '.join(m.value for m in GateMode)}")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value
     if not math.isfinite(value):

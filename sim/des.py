@@ -2,7 +2,9 @@
 
 Events that share a timestamp form one batch, as the worker's batched read would see them; the
 policy matches once per batch. A started task runs for its run time on the slot's tier (its base
-run time unless the load model makes it depend on the model) x the pool's speed.
+run time unless the load model makes it depend on the model) x the pool's speed. With a failure
+model (sim.failures) each attempt's outcome is drawn when it finishes and reported to the policy,
+which may start the task again (escalation, retry); every attempt is kept.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import heapq
 from collections import deque
 from dataclasses import dataclass, field
 
+from router.values import Failure
+from sim.failures import FailureModel
 from sim.fleet import Fleet
 from sim.policies import Dispatcher
 from sim.workload import SimTask
@@ -19,13 +23,33 @@ HOUR_MS = 3_600_000
 _DONE, _ARRIVE = 0, 1  # within an instant, completions are applied before arrivals
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptRecord:
+    model: str
+    account: str
+    started_ms: int
+    finished_ms: int
+    failure: Failure | None = None  # None: succeeded
+
+    @property
+    def succeeded(self) -> bool:
+        return self.failure is None
+
+
 @dataclass(slots=True, kw_only=True)
 class TaskRecord:
     task: SimTask
-    started_ms: int | None = None
-    finished_ms: int | None = None
-    slot_id: str | None = None
-    model: str | None = None
+    started_ms: int | None = None  # the first attempt's start: what the task waited for
+    finished_ms: int | None = None  # the latest attempt's end
+    slot_id: str | None = None  # the latest attempt's
+    model: str | None = None  # the latest attempt's
+    attempts: list[AttemptRecord] = field(default_factory=list)  # the finished ones
+    attempt_started_ms: int | None = None  # the running attempt's start
+
+    @property
+    def succeeded(self) -> bool:
+        """Its latest attempt succeeded (a task no policy started has not)."""
+        return bool(self.attempts) and self.attempts[-1].succeeded
 
     @property
     def wait_ms(self) -> int | None:
@@ -39,6 +63,7 @@ class Outcome:
     start_order: list[str]  # task ids in the order they started
     unroutable: list[str]
     first_eta: dict[str, tuple[int, float]] = field(default_factory=dict)  # task id -> (awaited at ms, ETA s)
+    budget_waits_ms: dict[str, int] = field(default_factory=dict)  # task id -> ms a spent budget held it
 
 
 class _Quota:
@@ -61,7 +86,7 @@ class _Quota:
         return min(1.0, self.totals[key] / limit)
 
 
-def simulate(fleet: Fleet, tasks: list[SimTask], policy: Dispatcher) -> Outcome:
+def simulate(fleet: Fleet, tasks: list[SimTask], policy: Dispatcher, failures: FailureModel | None = None) -> Outcome:
     slots = {s.slot_id: s for s in fleet.slots()}
     # per slot: (its model's tier, its pool's speed), looked up once rather than per start
     runs_on = {s.slot_id: (fleet.catalog.models[s.model].tier, fleet.speed(s.model, s.account)) for s in slots.values()}
@@ -88,7 +113,8 @@ def simulate(fleet: Fleet, tasks: list[SimTask], policy: Dispatcher) -> Outcome:
                 policy.arrive(record.task, now)
             else:
                 slot = slots[record.slot_id or ""]
-                policy.free(slot, record.task, now)
+                failure = _finish(record, slot.account, failures)
+                policy.free(slot, record.task, now, failure)
                 used = quota.add((slot.model, slot.account), record.task.input_tokens + record.task.output_tokens, now)
                 if used is not None:
                     policy.quota(slot.model, slot.account, used)
@@ -97,7 +123,9 @@ def simulate(fleet: Fleet, tasks: list[SimTask], policy: Dispatcher) -> Outcome:
             slot = slots[slot_id]
             tier, speed = runs_on[slot_id]
             run_ms = round(record.task.run_s(tier) * speed * 1000)
-            record.started_ms, record.slot_id, record.model = now, slot_id, slot.model
+            if record.started_ms is None:
+                record.started_ms = now
+            record.slot_id, record.model, record.attempt_started_ms = slot_id, slot.model, now
             record.finished_ms = now + max(1, run_ms)
             start_order.append(task_id)
             seq += 1
@@ -108,4 +136,27 @@ def simulate(fleet: Fleet, tasks: list[SimTask], policy: Dispatcher) -> Outcome:
         start_order=start_order,
         unroutable=policy.unroutable,
         first_eta=policy.first_eta,
+        budget_waits_ms=policy.budget_waits_ms,
     )
+
+
+def _finish(record: TaskRecord, account: str, failures: FailureModel | None) -> Failure | None:
+    """Record the attempt that just ended, with the outcome the failure model draws for it."""
+    assert record.model is not None and record.finished_ms is not None
+    assert record.attempt_started_ms is not None
+    failure = None
+    if failures is not None:
+        attempt = len(record.attempts) + 1
+        failure = failures.draw(
+            task_id=record.task.task_id, attempt=attempt, model=record.model, requires=record.task.requires
+        )
+    record.attempts.append(
+        AttemptRecord(
+            model=record.model,
+            account=account,
+            started_ms=record.attempt_started_ms,
+            finished_ms=record.finished_ms,
+            failure=failure,
+        )
+    )
+    return failure

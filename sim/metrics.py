@@ -1,7 +1,10 @@
 """The comparison figures, computed from one policy's task records.
 
 Definitions (docs/simulator.md repeats them):
-- cost: each started task's tokens at the list price of the model it ran on;
+- cost: each attempt's tokens at the list price of the model it ran on (failed attempts included);
+- with a failure model (sim.failures): success rate = tasks whose last attempt succeeded / tasks;
+  escalations (retries) per task = attempts that followed a capability (transient) failure / tasks;
+  wasted = the cost of failed attempts; $ per successful task = cost / tasks that succeeded;
 - lower bound: each task at its cheapest rateable model's price (whatever the fleet's queues);
 - premium low-value share: of the tokens run on premium (tier 3) models, the share spent on tasks
   with EV below the run's median EV, priority < 90, and a cheaper rateable model;
@@ -19,7 +22,8 @@ from dataclasses import asdict, dataclass
 
 from router.catalog import PREMIUM_TIER, Catalog
 from router.policy import PREMIUM_BLOCK_PRIORITY
-from sim.des import Outcome, TaskRecord
+from router.values import Failure
+from sim.des import AttemptRecord, Outcome, TaskRecord
 from sim.workload import SimTask
 
 
@@ -44,6 +48,12 @@ class Metrics:
     makespan_s: float
     eta_tasks: int = 0  # tasks the ETA calibration is measured on
     eta_mape: float = math.nan
+    succeeded: int = 0
+    success_rate: float = math.nan
+    escalations_per_task: float = 0.0
+    retries_per_task: float = 0.0
+    wasted_usd: float = 0.0
+    usd_per_success: float = math.nan
 
     def to_json(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -95,7 +105,17 @@ def measure(outcome: Outcome, catalog: Catalog) -> Metrics:
     started = [r for r in records if r.model is not None]
     evs = [t.ev for t in tasks]
     median_ev, top_ev = percentile(evs, 0.5), percentile(evs, 0.9)
-    total = sum(task_cost(catalog, r.model or "", r.task) for r in started)
+    total = wasted = 0.0
+    escalations = retries = 0
+    for r in started:
+        for a in r.attempts:
+            cost = task_cost(catalog, a.model, r.task)
+            total += cost
+            if a.failure is not None:
+                wasted += cost
+        escalations += sum(1 for a in r.attempts[:-1] if a.failure is Failure.CAPABILITY)
+        retries += sum(1 for a in r.attempts[:-1] if a.failure is Failure.TRANSIENT)
+    succeeded = sum(1 for r in started if r.succeeded)
     lower = sum(c for c in (cheapest_cost(catalog, t) for t in tasks) if c is not None)
     premium_only = [r for r in records if _min_tier(catalog, r.task) == PREMIUM_TIER]
     finished = [r.finished_ms for r in started if r.finished_ms is not None]
@@ -121,6 +141,12 @@ def measure(outcome: Outcome, catalog: Catalog) -> Metrics:
         makespan_s=round((max(finished) - first_arrival) / 1000, 1) if finished else 0.0,
         eta_tasks=eta_tasks,
         eta_mape=round(eta_mape, 4) if math.isfinite(eta_mape) else math.nan,
+        succeeded=succeeded,
+        success_rate=round(succeeded / len(tasks), 6) if tasks else math.nan,
+        escalations_per_task=round(escalations / len(tasks), 6) if tasks else 0.0,
+        retries_per_task=round(retries / len(tasks), 6) if tasks else 0.0,
+        wasted_usd=round(wasted, 4),
+        usd_per_success=round(total / succeeded, 6) if succeeded else math.nan,
     )
 
 
@@ -145,3 +171,23 @@ def _low_value_share(catalog: Catalog, started: Sequence[TaskRecord], median_ev:
         if r.task.ev < median_ev and r.task.priority < PREMIUM_BLOCK_PRIORITY and cheaper_exists:
             low_value += tokens
     return low_value / premium_tokens if premium_tokens else 0.0
+
+
+MISRATED_WINDOW = 500  # the mis-rated model's outcomes within which its failures should have fallen
+
+
+def misrated_failure_shares(outcome: Outcome, model: str, *, within: int = MISRATED_WINDOW) -> tuple[float, float]:
+    """The mis-rated model's share of all failed attempts up to its `within`-th outcome, and after it
+    (NaN where there are none): with the quality gate on, the second should be far below the first."""
+    attempts = sorted((a for r in outcome.records for a in r.attempts), key=lambda a: a.finished_ms)
+    on_model = [a.finished_ms for a in attempts if a.model == model]
+    if not on_model:
+        return math.nan, math.nan
+    cut_ms = on_model[min(within, len(on_model)) - 1]
+    before = [a for a in attempts if a.failure is not None and a.finished_ms <= cut_ms]
+    after = [a for a in attempts if a.failure is not None and a.finished_ms > cut_ms]
+    return _share(before, model), _share(after, model)
+
+
+def _share(failed: Sequence[AttemptRecord], model: str) -> float:
+    return sum(1 for a in failed if a.model == model) / len(failed) if failed else math.nan

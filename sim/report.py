@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from router.errors import ConfigError
-from sim.metrics import Metrics
+from sim.metrics import MISRATED_WINDOW, Metrics, misrated_failure_shares
 from sim.outputs import prepare_parent
 from sim.run import ScenarioResult
 
@@ -31,11 +31,20 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("makespan_s", "makespan s", "{:.0f}"),
     ("eta_mape", "ETA error", "{:.0%}"),
 )
+# with a failure model (sim.failures): how the attempts went
+OUTCOME_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("success_rate", "success", "{:.1%}"),
+    ("escalations_per_task", "escalations/task", "{:.3f}"),
+    ("retries_per_task", "retries/task", "{:.3f}"),
+    ("wasted_usd", "wasted $", "{:.2f}"),
+    ("usd_per_success", "$/success", "{:.4f}"),
+)
 
 
-def table(metrics: Sequence[Metrics], *, markdown: bool = False) -> str:
-    rows = [[_format(getattr(m, key), fmt) for key, _, fmt in COLUMNS] for m in metrics]
-    heads = [head for _, head, _ in COLUMNS]
+def table(metrics: Sequence[Metrics], *, markdown: bool = False, outcomes: bool = False) -> str:
+    columns = COLUMNS + OUTCOME_COLUMNS if outcomes else COLUMNS
+    rows = [[_format(getattr(m, key), fmt) for key, _, fmt in columns] for m in metrics]
+    heads = [head for _, head, _ in columns]
     if markdown:
         lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
@@ -87,6 +96,23 @@ def goals(metrics: Sequence[Metrics], *, policy: str = "router", baseline: str =
     ]
 
 
+def outcome_goals(metrics: Sequence[Metrics], *, policy: str = "router") -> list[Goal]:
+    """Issue 17's simulator goals: $ per successful task <= 0.5x premium's and <= fifo-capable's
+    (both escalating), and a success rate within 2 points of premium's."""
+    by_name = {m.policy: m for m in metrics}
+    if policy not in by_name or "premium" not in by_name or "fifo-capable" not in by_name:
+        return []
+    r, p, f = by_name[policy], by_name["premium"], by_name["fifo-capable"]
+    to_premium = _ratio(r.usd_per_success, p.usd_per_success)
+    to_fifo = _ratio(r.usd_per_success, f.usd_per_success)
+    gap = p.success_rate - r.success_rate
+    return [
+        Goal(name="$/success / premium", target="<= 0.5", value=to_premium, met=to_premium <= 0.5),
+        Goal(name="$/success / fifo-capable", target="<= 1.0", value=to_fifo, met=to_fifo <= 1.0),
+        Goal(name="success rate, points below premium", target="<= 2", value=gap * 100, met=gap <= 0.02),
+    ]
+
+
 def goals_text(goal_list: Sequence[Goal]) -> str:
     return "\n".join(
         f"  {'met ' if g.met else 'MISS'}  {g.name:38} {g.value:8.3f}  (goal {g.target})" for g in goal_list
@@ -114,6 +140,21 @@ def scenario_json(result: ScenarioResult, *, settings: dict[str, Any] | None = N
         "settings": settings or {},
         "policies": [{k: json_value(v) for k, v in m.to_json().items()} for m in result.metrics],
         "goals": [g.to_json() for g in goals(result.metrics)],
+        **(_failure_json(result) if result.failures is not None else {}),
+    }
+
+
+def _failure_json(result: ScenarioResult) -> dict[str, Any]:
+    assert result.failures is not None
+    misrated = result.failures.misrated
+    shares = {}
+    if misrated is not None:
+        for outcome in result.outcomes:
+            before, after = misrated_failure_shares(outcome, misrated)
+            shares[outcome.policy] = {"share_of_failures_before": json_value(before), "after": json_value(after)}
+    return {
+        "failure_model": {"misrated": misrated, "window": MISRATED_WINDOW, "misrated_failure_shares": shares},
+        "outcome_goals": [g.to_json() for g in outcome_goals(result.metrics)],
     }
 
 

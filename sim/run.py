@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from router.budgets import Budget
 from router.engine import RouterConfig
 from sim.des import Outcome, simulate
+from sim.failures import FailureModel, misrated_truth
 from sim.fleet import Fleet
 from sim.metrics import Metrics, measure, percentile
 from sim.policies import make_policy
@@ -21,6 +23,7 @@ class PolicySpec:
 
     name: str
     config: RouterConfig | None = None
+    budgets: tuple[Budget, ...] = ()  # the router's alone; the other policies know no budgets
 
     @property
     def base(self) -> str:
@@ -37,6 +40,18 @@ class ScenarioResult:
     tasks: int
     metrics: list[Metrics]
     outcomes: list[Outcome]
+    failures: FailureSpec | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailureSpec:
+    """Whether attempts can fail (sim.failures), and the model the catalogue overrates, if any."""
+
+    misrated: str | None = None
+
+    def model(self, fleet: Fleet, seed: int) -> FailureModel:
+        truth = fleet.catalog if self.misrated is None else misrated_truth(fleet.catalog, self.misrated)
+        return FailureModel(truth=truth, seed=seed)
 
 
 def scenario_tasks(
@@ -47,14 +62,14 @@ def scenario_tasks(
 
 
 def run_policies(
-    fleet: Fleet, tasks: list[SimTask], policies: Sequence[PolicySpec]
+    fleet: Fleet, tasks: list[SimTask], policies: Sequence[PolicySpec], failures: FailureModel | None = None
 ) -> tuple[list[Metrics], list[Outcome]]:
     metrics, outcomes = [], []
     top_ev = percentile([t.ev for t in tasks], 0.9)  # the oracle's hindsight
     for spec in policies:
-        dispatcher = make_policy(spec.base, fleet.catalog, config=spec.config, top_ev=top_ev)
+        dispatcher = make_policy(spec.base, fleet.catalog, config=spec.config, top_ev=top_ev, budgets=spec.budgets)
         dispatcher.name = spec.name
-        outcome = simulate(fleet, tasks, dispatcher)
+        outcome = simulate(fleet, tasks, dispatcher, failures)
         outcomes.append(outcome)
         metrics.append(measure(outcome, fleet.catalog))
     return metrics, outcomes
@@ -68,10 +83,12 @@ def run_scenario(
     mapping: LoadModel | None = None,
     limit: int | None = None,
     traces_dir: Path | None = None,
+    failures: FailureSpec | None = None,
 ) -> ScenarioResult:
     m = mapping or TaskMapping()
     tasks = scenario_tasks(trace, fleet, mapping=m, limit=limit, traces_dir=traces_dir)
-    metrics, outcomes = run_policies(fleet, tasks, policies)
+    model = None if failures is None else failures.model(fleet, m.seed)
+    metrics, outcomes = run_policies(fleet, tasks, policies, model)
     return ScenarioResult(
         trace=trace,
         fleet=fleet.name,
@@ -81,4 +98,5 @@ def run_scenario(
         tasks=len(tasks),
         metrics=metrics,
         outcomes=outcomes,
+        failures=failures,
     )
