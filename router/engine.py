@@ -27,7 +27,7 @@ from router.ev import EVResolver, EVWindow, Scorer
 from router.policy import Assessment, Barred, Routed, assess, route
 from router.quality import QualityGate
 from router.queue_place import FleetRates, places, queue_place, usable_models
-from router.service_rates import ServiceRates
+from router.service_rates import SCALE_DRIFT, ServiceRates
 from router.slots import PoolKey, SlotLedger, SlotRecord, SlotState
 from router.snapshot import LedgerChanges, WaitingChanges, waiting_from_json, waiting_to_json
 from router.values import (
@@ -77,7 +77,8 @@ class Router:
             ev_points=self.config.ev_rank_points,
         )
         self.ev_window = EVWindow(size=self.config.ev_window)
-        self.rates = ServiceRates()  # measured service times and the ETA correction
+        self.rates = ServiceRates()
+        self._scales: dict[frozenset[str], float] = {}  # the time scale each set of models' tasks wait by
         self.resolver = EVResolver(scorer=scorer)
         self.assigned: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.budgets = BudgetBook(budgets)
@@ -297,9 +298,24 @@ class Router:
 
     def _scale_for(self, models: frozenset[str]) -> float | None:
         """The matching order's time scale for a task these models may serve: their mean service
-        time, or while none of them has been measured the mean of the models that have."""
-        scale = self.rates.scale_ms(models)
-        return scale if scale is not None else self.rates.overall_scale_ms()
+        time, or while none of them has been measured the mean of the models that have. One scale
+        per set of models, kept until the measured mean drifts past SCALE_DRIFT either way: tasks
+        of one set then all wait by the same scale, so equal tasks keep their arrival order (a scale
+        moving a little with every completion would let a later task overtake an earlier equal one);
+        when it is replaced, the set's waiting tasks are filed again under the new one."""
+        measured = self.rates.scale_ms(models)
+        if measured is None:
+            measured = self.rates.overall_scale_ms()
+        if measured is None:
+            return None
+        held = self._scales.get(models)
+        if held is not None and held / SCALE_DRIFT <= measured <= held * SCALE_DRIFT:
+            return held
+        self._scales[models] = measured
+        if held is not None:
+            for waiting in self.waiting.rescale(models, measured):
+                self._waiting_changes.filed(waiting)
+        return measured
 
     # -- outcomes (PROTOCOL.md v1.1) ---------------------------------------------------------
 
@@ -731,6 +747,8 @@ class Router:
         waiting.min_tier = rateable[0].tier
         if waiting.scale_ms is None:  # a snapshot written before anything was measured
             waiting.scale_ms = self._scale_for(rateable_ids)
+        else:  # the scale its set's tasks were waiting by
+            self._scales.setdefault(rateable_ids, waiting.scale_ms)
         if self.escalations or self.gate.blocking:
             narrowed = self._assess(waiting.task, waiting.ev)
             self._notes.pop(waiting.task.task_id, None)

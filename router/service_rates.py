@@ -17,6 +17,9 @@ from typing import Any, Final
 # Each completion moves a model's mean this far towards what it measured: about the last 20-40
 # completions carry the estimate, enough to smooth one odd task, few enough to follow a change.
 SERVICE_WEIGHT: Final = 0.05
+# The matching order keeps one time scale per set of models until the measured mean moves past this
+# factor either way (router/engine.py `_scale_for`): equal tasks then keep their arrival order.
+SCALE_DRIFT: Final = 2.0
 # The ETA correction learns from each assigned task the ratio of its real wait to the ETA first
 # given to it (in logarithms, so that 2x too long and 2x too short weigh the same).
 CORRECTION_WEIGHT: Final = 0.05

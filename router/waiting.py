@@ -441,6 +441,16 @@ class WaitingIndex:
                 changed.append(w)
         return changed
 
+    def rescale(self, models: frozenset[str], scale_ms: float) -> list[WaitingTask]:
+        """Give the waiting tasks of this set of models that had a time scale the new one, each filed
+        again under its new place (rare: the set's measured service time drifted past SCALE_DRIFT)."""
+        changed = [w for w in self.tasks.values() if w.models == models and w.scale_ms not in (None, scale_ms)]
+        for w in changed:
+            self.remove(w.task.task_id)
+            w.scale_ms = scale_ms
+            self.add(w)
+        return changed
+
     def remove(self, task_id: str) -> WaitingTask | None:
         w = self.tasks.pop(task_id, None)
         if w is not None:

@@ -104,3 +104,34 @@ def test_a_waiting_task_keeps_its_scale_and_rank_across_a_restart() -> None:
     again = waiting_from_json(waiting_to_json(w))
     assert (again.scale_ms, again.ev_rank, again.first_estimate_s) == (w.scale_ms, w.ev_rank, w.first_estimate_s)
     assert again.scale_ms == 20_000.0
+
+
+def test_equal_tasks_keep_their_arrival_order_while_the_service_time_moves_a_little() -> None:
+    """The measured mean moves with every completion; were each task given the mean of the moment it
+    started waiting, a later equal task with a slightly larger scale would overtake an earlier one."""
+    run = Run()
+    now = run.measure_haiku(10_000, T0)  # m1 stays busy
+    run.batch(now, free("h2", "haiku"), pending("busy-h2", 100))
+    run.batch(now + 15_000, pending("first"))
+    run.batch(now + 19_000, free("h2", "haiku", completed="busy-h2"), pending("busy-h2-again", 100))  # 19 s turn
+    assert run.router.rates.mean_ms("haiku") > 10_000  # the mean moved up, by less than SCALE_DRIFT
+    run.batch(now + 20_000, pending("second"))
+    assert assigned(run.batch(now + 21_000, free("h3", "haiku"))) == ["first"]
+
+
+def test_a_service_time_that_drifts_past_the_bound_gives_the_waiting_tasks_the_new_scale() -> None:
+    """Opus-only tasks with no opus slot wait by the only measured mean, haiku's; once it has drifted
+    past SCALE_DRIFT, the next such task brings the new scale, and the one waiting gets it too."""
+    run = Run()
+    now = run.measure_haiku(1_000, T0)
+    run.batch(now, free("h2", "haiku"), pending("busy-h2", 100), pending("waits", 50, {"coding": 10}))
+    assert run.router.waiting.tasks["waits"].scale_ms == 1_000
+    at, held = now, "busy-h2"
+    for turn in range(40):  # slow turns pull the mean far past twice the first one
+        at += 50_000
+        run.batch(at, free("h2", "haiku", completed=held), pending(f"busy-h2-{turn}", 100))
+        held = f"busy-h2-{turn}"
+    assert run.router.waiting.tasks["waits"].scale_ms == 1_000  # nothing asked for the set's scale yet
+    run.batch(at, pending("later", 50, {"coding": 10}))
+    scales = {run.router.waiting.tasks[t].scale_ms for t in ("waits", "later")}
+    assert len(scales) == 1 and scales.pop() == run.router.rates.overall_scale_ms() > 2_000

@@ -20,7 +20,7 @@ from support.router_harness import T0, RouterHarness
 
 from router.catalog import Catalog, load_catalog
 from router.engine import Cancelled
-from router.service_rates import SERVICE_WEIGHT
+from router.service_rates import SCALE_DRIFT, SERVICE_WEIGHT
 from router.values import (
     Decision,
     Event,
@@ -95,6 +95,7 @@ class Naive:
     points_per_scale: float = 0.0
     ev_points: float = 0.0
     means: dict[str, float] = field(default_factory=dict)  # model -> mean service time, first measured first
+    scales: dict[frozenset[str], float] = field(default_factory=dict)  # the scale each model set waits by
     slots: dict[str, _Slot] = field(default_factory=dict)
     waiting: dict[str, _Waiting] = field(default_factory=dict)
     assigned: set[str] = field(default_factory=set)
@@ -118,16 +119,33 @@ class Naive:
         return (below + not_above) / (2 * len(self.evs))
 
     def scale_for(self, requires: dict[str, int]) -> float | None:
-        """Mean service time of the models that may serve it, else of every measured model."""
-        rateable = set(self.rateable(requires))
-        for wanted in (rateable, set(self.means)):
-            measured = [mean for model, mean in self.means.items() if model in wanted]
-            if measured:
-                total = 0.0
-                for mean in measured:
-                    total += mean
-                return total / len(measured)
-        return None
+        """Mean service time of the models that may serve it, else of every measured model; one
+        scale per set of models, replaced (and given to that set's waiting tasks) only once the
+        mean drifts past SCALE_DRIFT."""
+        rateable = frozenset(self.rateable(requires))
+        measured = self._mean_of(rateable)
+        if measured is None:
+            measured = self._mean_of(frozenset(self.means))
+        if measured is None:
+            return None
+        held = self.scales.get(rateable)
+        if held is not None and held / SCALE_DRIFT <= measured <= held * SCALE_DRIFT:
+            return held
+        self.scales[rateable] = measured
+        if held is not None:
+            for w in self.waiting.values():
+                if w.scale is not None and frozenset(self.rateable(dict(w.task.requires))) == rateable:
+                    w.scale = measured
+        return measured
+
+    def _mean_of(self, wanted: frozenset[str]) -> float | None:
+        measured = [mean for model, mean in self.means.items() if model in wanted]
+        if not measured:
+            return None
+        total = 0.0
+        for mean in measured:
+            total += mean
+        return total / len(measured)
 
     def measure(self, model: str, service_ms: int) -> None:
         first = not self.means
