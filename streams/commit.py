@@ -20,86 +20,7 @@ from redis.commands.core import Script
 
 from router.errors import RouterError
 from streams.connection import AwaitedReply
-
-# ARGV[1] is the expected leader value ('' skips the check); then a flat list of operations, each an
-# opcode, a key index (into KEYS), its own arguments and a count of the items that follow:
-#   X key maxlen n data*n        XADD each (MAXLEN ~ maxlen unless 0)
-#   H key n (field value)*n      one HSET        D key n field*n        one HDEL
-#   R key keep n value*n         one RPUSH, then LTRIM to the last `keep`
-#   A key group n id*n           one XACK
-# KEYS holds every key touched (Redis Cluster needs them declared, and a hash-tagged prefix puts
-# them in one slot).
-_SCRIPT = """
-if ARGV[1] ~= '' then
-  local holder = redis.call('GET', KEYS[1])
-  if holder ~= ARGV[1] then
-    return redis.error_reply('FENCED leadership is now ' .. tostring(holder))
-  end
-end
-local want = {X = 'stream', H = 'hash', D = 'hash', A = 'stream', R = 'list'}
--- where an operation's count sits (offset from the opcode) and how many arguments each item takes
-local count_at = {X = 3, H = 2, D = 2, A = 3, R = 3}
-local per_item = {X = 1, H = 2, D = 1, A = 1, R = 1}
-local CHUNK = 200  -- items per variadic call: unpack() must stay well inside Lua's C stack
-local n = #ARGV
--- Redis does not undo a script's earlier writes when a later one fails, so refuse the whole step
--- up front if any key holds the wrong type (the one failure a write here can meet on a healthy
--- server; running out of memory fails the first write, before anything is written).
-local i = 2
-while i <= n do
-  local op = ARGV[i]
-  if want[op] == nil then
-    return redis.error_reply('BADOP ' .. tostring(op))
-  end
-  local key = KEYS[tonumber(ARGV[i + 1])]
-  local kind = redis.call('TYPE', key)['ok']
-  if kind ~= 'none' and kind ~= want[op] then
-    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. kind .. ', not a ' .. want[op])
-  end
-  i = i + count_at[op] + 1 + per_item[op] * tonumber(ARGV[i + count_at[op]])
-end
-local function chunked(cmd, key, head, first, last, step)
-  local s = first
-  while s <= last do
-    local e = math.min(last, s + CHUNK * step - 1)
-    if head == nil then
-      redis.call(cmd, key, unpack(ARGV, s, e))
-    else
-      redis.call(cmd, key, head, unpack(ARGV, s, e))
-    end
-    s = e + 1
-  end
-end
-i = 2
-while i <= n do
-  local op = ARGV[i]
-  local key = KEYS[tonumber(ARGV[i + 1])]
-  local c = count_at[op]
-  local first = i + c + 1
-  local last = first + per_item[op] * tonumber(ARGV[i + c]) - 1
-  if op == 'X' then
-    local maxlen = ARGV[i + 2]
-    for j = first, last do
-      if maxlen == '0' then
-        redis.call('XADD', key, '*', 'data', ARGV[j])
-      else
-        redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'data', ARGV[j])
-      end
-    end
-  elseif op == 'H' then
-    chunked('HSET', key, nil, first, last, 2)
-  elseif op == 'D' then
-    chunked('HDEL', key, nil, first, last, 1)
-  elseif op == 'R' then
-    chunked('RPUSH', key, nil, first, last, 1)
-    redis.call('LTRIM', key, -tonumber(ARGV[i + 2]), -1)
-  elseif op == 'A' then
-    chunked('XACK', key, ARGV[i + 2], first, last, 1)
-  end
-  i = last + 1
-end
-return 1
-"""
+from streams.scripts import ATOMIC_STEP
 
 
 class FencedOut(RouterError):
@@ -180,7 +101,7 @@ class Committer:
     runs the step to the end and `settle` has nothing left to do."""
 
     def __init__(self, r: redis.Redis) -> None:
-        self._script = r.register_script(_SCRIPT)
+        self._script = r.register_script(ATOMIC_STEP.source)
         # a cluster client is not a redis.Redis and has no single pool
         self._pending = AwaitedScript(self._script, r.connection_pool) if isinstance(r, redis.Redis) else None
 
@@ -213,7 +134,7 @@ class Committer:
             self._pending.receive()
 
     def run(self, keys: list[str], args: list[Arg], *, fence: str | None) -> None:
-        """The script on operations already laid out (see _SCRIPT), waiting for its reply."""
+        """The script on operations already laid out (see streams.scripts.ATOMIC_STEP), waiting for its reply."""
         run_fenced(self._script, keys, [fence or "", *args])
 
 

@@ -1,34 +1,19 @@
-"""Reading `router:events` with a consumer group: new entries, and entries left pending by a crash."""
+"""Reading streams with a consumer group: new entries, entries left pending by a crash, and
+trimming what the group has acknowledged. `GroupReader` reads one stream (the worker's
+`router:events`, fenced by the lease); `GroupReaders` reads several together for one consumer (the
+recorder's decisions and usage) and acknowledges them with their dead letters in one MULTI."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from streams.codec import as_bytes, as_text, entry_data
+from streams.codec import as_bytes, as_text, encode, entry_data
 from streams.commit import Arg, AwaitedScript, run_fenced
-
-# Claim new entries only while holding the lease: a deposed leader that wakes inside its loop can
-# then never take entries out of the stream's order (its successor would see later ones first).
-# XREADGROUP may not block inside a script; when nothing is new, the script returns the stream's
-# last id so the caller can wait on it with a plain XREAD BLOCK, which claims nothing.
-_FENCED_READ = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('FENCED leadership is now ' .. tostring(redis.call('GET', KEYS[1])))
-end
-local got = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[2], '>')
-if got then
-  return {1, got[1][2]}
-end
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-if #last == 0 then
-  return {0, '0-0'}
-end
-return {0, last[1][1]}
-"""
+from streams.scripts import FENCED_READ, TRIM_ACKNOWLEDGED
 
 
 @dataclass(slots=True, init=False)  # built for every event: see router/values.py
@@ -47,6 +32,9 @@ class Entry:
 
 
 class GroupReader:
+    """One consumer of one group on one stream: fenced reads of new entries (only the lease holder
+    claims any), reads sent ahead, reclaims of what was left pending, and trims."""
+
     def __init__(self, r: redis.Redis, *, stream: str, group: str, consumer: str, count: int, block_ms: int) -> None:
         self.r = r
         self.stream = stream
@@ -54,7 +42,8 @@ class GroupReader:
         self.consumer = consumer
         self.count = count
         self.block_ms = block_ms
-        self._read_script = r.register_script(_FENCED_READ)
+        self._read_script = r.register_script(FENCED_READ.source)
+        self._trim_script = r.register_script(TRIM_ACKNOWLEDGED.source)
         # a read sent ahead (send_read) goes over a connection of its own; a cluster client has no pool
         self._ahead = AwaitedScript(self._read_script, r.connection_pool) if isinstance(r, redis.Redis) else None
 
@@ -118,13 +107,15 @@ class GroupReader:
         """Keys and arguments of the fenced read script."""
         return [leader_key, self.stream], [fence, self.group, self.consumer, self.count]
 
-    def reclaim(self) -> Iterator[list[Entry]]:
-        """Take over every pending entry of the group (after a crash or a change of leader), in
-        batches, with how often each was delivered so poison entries can be retired."""
+    def reclaim(self, *, min_idle_ms: int = 0, count_deliveries: bool = True) -> Iterator[list[Entry]]:
+        """Take over the group's pending entries idle for at least `min_idle_ms` (by default every
+        one: after a crash or a change of leader), in batches. Each comes with how often it was
+        delivered, so poison entries can be retired; without `count_deliveries` (one round trip
+        less a batch) each says 1."""
         cursor = "0-0"
         while True:
             reply: Any = self.r.xautoclaim(
-                self.stream, self.group, self.consumer, min_idle_time=0, start_id=cursor, count=self.count
+                self.stream, self.group, self.consumer, min_idle_time=min_idle_ms, start_id=cursor, count=self.count
             )
             cursor, claimed = as_text(reply[0]), reply[1]
             deleted = [as_text(i) for i in reply[2]] if len(reply) > 2 else []
@@ -132,7 +123,7 @@ class GroupReader:
                 self.r.xack(self.stream, self.group, *deleted)
             entries = [(as_text(i), f) for i, f in claimed if f is not None]
             if entries:
-                counts = self._deliveries([i for i, _ in entries])
+                counts = self._deliveries([i for i, _ in entries]) if count_deliveries else {}
                 yield [Entry(i, entry_data(f), counts.get(i, 1)) for i, f in entries]
             if cursor == "0-0":
                 return
@@ -140,6 +131,80 @@ class GroupReader:
     def _deliveries(self, ids: list[str]) -> dict[str, int]:
         pending: Any = self.r.xpending_range(self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) + 16)
         return {as_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
+
+    def data_of(self, entry_id: str) -> bytes | None:
+        """The `data` of one entry of the stream, read again; None if it is gone or has none."""
+        found: Any = self.r.xrange(self.stream, min=entry_id, max=entry_id)
+        return entry_data(found[0][1] or {}) if found else None
+
+    def trim_acknowledged(self, *, keep: int, limit: int) -> int:
+        """Delete up to `limit` of the oldest entries the group has acknowledged, never the newest
+        `keep` (streams.scripts.TRIM_ACKNOWLEDGED); returns how many went."""
+        return int(self._trim_script(keys=[self.stream], args=[self.group, keep, limit]))
+
+
+class GroupReaders:
+    """One consumer of one group on several streams, each known by a short name: read together in
+    one XREADGROUP, acknowledged together (with any dead letters) in one MULTI, so a batch's
+    acknowledgements and dead letters are written both or neither. On Redis Cluster the streams
+    must share a hash tag, as every key of one router does."""
+
+    def __init__(self, r: redis.Redis, *, streams: Mapping[str, str], group: str, consumer: str, count: int) -> None:
+        self.r = r
+        self.group = group
+        self.consumer = consumer
+        self.count = count
+        self.readers = {
+            name: GroupReader(r, stream=key, group=group, consumer=consumer, count=count, block_ms=0)
+            for name, key in streams.items()
+        }
+
+    def ensure_groups(self) -> None:
+        """Create the group on every stream (at its start) where it does not exist yet."""
+        for reader in self.readers.values():
+            reader.ensure_group()
+
+    def read(self, *, block_ms: int) -> dict[str, list[Entry]] | None:
+        """New entries of every stream, by name, waiting up to `block_ms` for any (0: not at all);
+        None when a stream's group is gone (the stream was deleted): ensure the groups again."""
+        keys = {reader.stream: name for name, reader in self.readers.items()}
+        try:
+            # BLOCK 0 would mean "forever" to Redis; a read that must not wait omits BLOCK instead
+            reply: Any = self.r.xreadgroup(
+                self.group, self.consumer, dict.fromkeys(keys, ">"), count=self.count, block=block_ms or None
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            return None
+        by_key = {as_text(key): entries for key, entries in reply or []}
+        return {name: _entries(by_key.get(key, [])) for key, name in keys.items()}
+
+    def reclaim(self, *, min_idle_ms: int) -> Iterator[tuple[str, list[Entry]]]:
+        """Take over the pending entries idle for at least `min_idle_ms`, stream by stream, in
+        batches (GroupReader.reclaim, without delivery counts)."""
+        for name, reader in self.readers.items():
+            for entries in reader.reclaim(min_idle_ms=min_idle_ms, count_deliveries=False):
+                yield name, entries
+
+    def acknowledge(
+        self, acks: Mapping[str, Sequence[str]], *, dead_letters: Sequence[Mapping[str, Any]], dead_stream: str
+    ) -> None:
+        """In one MULTI: add `dead_letters` to `dead_stream`, and acknowledge the entries of
+        `acks` (stream name -> entry ids)."""
+        pipe = self.r.pipeline(transaction=True)
+        for doc in dead_letters:
+            pipe.xadd(dead_stream, {"data": encode(doc)})
+        for name, ids in acks.items():
+            if ids:
+                pipe.xack(self.readers[name].stream, self.group, *ids)
+        pipe.execute()
+
+    def trim(self, *, keep: int, limit: int) -> None:
+        """Trim each stream to what the group has acknowledged, keeping its newest `keep` entries
+        and deleting at most `limit` a stream (GroupReader.trim_acknowledged)."""
+        for reader in self.readers.values():
+            reader.trim_acknowledged(keep=keep, limit=limit)
 
 
 def _parse_fenced(reply: Any) -> tuple[list[Entry] | None, str]:

@@ -5,20 +5,7 @@ from __future__ import annotations
 import redis
 
 from streams.codec import as_text
-
-# Renew or release only if we still hold it (compare-and-set inside Redis).
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
+from streams.scripts import RELEASE_LEASE, RENEW_LEASE
 
 
 class Lease:
@@ -29,8 +16,8 @@ class Lease:
         self.holder = holder
         self.ttl_ms = ttl_ms
         self.value: str | None = None  # "<token>:<holder>" while we lead
-        self._renew = r.register_script(_RENEW)
-        self._release = r.register_script(_RELEASE)
+        self._renew = r.register_script(RENEW_LEASE.source)
+        self._release = r.register_script(RELEASE_LEASE.source)
 
     @property
     def token(self) -> int | None:

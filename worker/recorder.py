@@ -6,7 +6,8 @@ the dashboard's hourly rollup, store/rollup.py), and acknowledges only after the
 So every failure leaves entries pending rather than lost: a database outage holds the batch and
 retries it; a Redis outage or a crash leaves it pending, and the next start reclaims it (a batch
 written twice is harmless, the inserts ignore rows already there). It trims the streams only
-below what the group has acknowledged.
+below what the group has acknowledged. The Redis side of this (the group's reads, reclaims,
+acknowledgements and trims) is streams.consumer.GroupReaders; this module is the process.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from router.catalog import Catalog, load_catalog
 from store.db import make_engine
 from store.records import BadRecord, Pricer, Row, decision_row, usage_row
 from store.writer import insert_decisions, insert_usage
-from streams.codec import as_text, decode, encode, entry_data
-from streams.consumer import Entry
+from streams.codec import decode
+from streams.consumer import Entry, GroupReaders
 from streams.keys import RECORDER_GROUP, Keys
 from streams.outputs import dead_letter
 from worker.backoff import compute_backoff
@@ -40,32 +41,6 @@ log = structlog.get_logger("router.recorder")
 # Stream names after the prefix, as dead letters record them (so `router dead requeue` can send an
 # entry back where it came from under any prefix).
 DECISIONS, USAGE = "decisions", "usage"
-
-# Deletes, atomically, the oldest entries the group has acknowledged, keeping the newest `keep`
-# for ops. Acknowledged means: delivered (at or before the group's last-delivered id) and not
-# pending; so the bound is the smallest pending id (exclusive), else the last-delivered id.
-# At most ARGV[3] entries a call, so one call never blocks Redis for long.
-TRIM_SCRIPT = """
-local n = redis.call('XLEN', KEYS[1])
-local keep = tonumber(ARGV[2])
-if n <= keep then return 0 end
-local last = nil
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local name, delivered = nil, nil
-  for i = 1, #g, 2 do
-    if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then delivered = g[i + 1] end
-  end
-  if name == ARGV[1] then last = delivered end
-end
-if last == nil then return 0 end
-local upper = last
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
-if tonumber(pending[1]) > 0 then upper = '(' .. pending[2] end
-local old = redis.call('XRANGE', KEYS[1], '-', upper, 'COUNT', math.min(n - keep, tonumber(ARGV[3])))
-if #old == 0 then return 0 end
-redis.call('XTRIM', KEYS[1], 'MAXLEN', n - #old)
-return #old
-"""
 
 
 class DatabaseUnavailable(Exception):
@@ -105,6 +80,9 @@ class Recorder:
         self.keys = Keys(settings.prefix)
         self.streams = {DECISIONS: self.keys.decisions, USAGE: self.keys.usage}
         self.consumer = settings.consumer
+        self.groups = GroupReaders(
+            r, streams=self.streams, group=RECORDER_GROUP, consumer=self.consumer, count=settings.recorder_batch
+        )
         self.backoff_cap_s = backoff_cap_s
         self.reclaim_idle_ms = reclaim_idle_ms
         self.clock = clock
@@ -113,7 +91,6 @@ class Recorder:
         self.dead_lettered = 0
         self._ready = False  # groups exist and what was pending at start has been taken over
         self._last_idle_reclaim = time.monotonic()
-        self._trim = r.register_script(TRIM_SCRIPT)
         self._rand = random.Random()
 
     # -- the loop ----------------------------------------------------------------------------
@@ -140,18 +117,15 @@ class Recorder:
         one batch, and trim. Returns how many entries were settled (stored or dead-lettered)."""
         settled = 0
         if not self._ready:
-            self._ensure_groups()
+            self.groups.ensure_groups()
             settled += self._reclaim(min_idle_ms=0)
             self._ready = True
         elif time.monotonic() - self._last_idle_reclaim > self.reclaim_idle_ms / 1000:
             # Entries a crashed peer recorder left behind; a live peer's are younger than this.
             settled += self._reclaim(min_idle_ms=self.reclaim_idle_ms)
-        try:
-            entries = self._read(self.settings.block_ms if block_ms is None else block_ms)
-        except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            self._ready = False  # the stream was deleted under us: create the groups again
+        entries = self.groups.read(block_ms=self.settings.block_ms if block_ms is None else block_ms)
+        if entries is None:
+            self._ready = False  # a stream was deleted under us: create the groups again
             return settled
         if entries:
             settled += self._settle(entries)
@@ -175,55 +149,20 @@ class Recorder:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _ensure_groups(self) -> None:
-        for key in self.streams.values():
-            try:
-                self.r.xgroup_create(key, RECORDER_GROUP, id="0", mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-
-    def _read(self, block_ms: int) -> dict[str, list[Entry]]:
-        # block=0 means "forever" to Redis; a non-blocking read omits BLOCK instead.
-        reply: Any = self.r.xreadgroup(
-            RECORDER_GROUP,
-            self.consumer,
-            {key: ">" for key in self.streams.values()},
-            count=self.settings.recorder_batch,
-            block=block_ms or None,
-        )
-        by_key = {as_text(key): entries for key, entries in reply or []}
-        return {
-            name: [Entry(as_text(i), entry_data(f or {})) for i, f in by_key.get(key, [])]
-            for name, key in self.streams.items()
-        }
-
     def _reclaim(self, *, min_idle_ms: int) -> int:
         """Take over pending entries (all of them at start, after a crash of this or another
         recorder; later only long-idle ones), and settle them batch by batch."""
         self._last_idle_reclaim = time.monotonic()
         settled = 0
-        for name, key in self.streams.items():
-            cursor = "0-0"
-            while not self.stop.stopping:
-                reply: Any = self.r.xautoclaim(
-                    key,
-                    RECORDER_GROUP,
-                    self.consumer,
-                    min_idle_time=min_idle_ms,
-                    start_id=cursor,
-                    count=self.settings.recorder_batch,
-                )
-                cursor = as_text(reply[0])
-                gone = [as_text(i) for i in reply[2]] if len(reply) > 2 else []
-                if gone:  # deleted while pending (someone trimmed by hand): nothing left to store
-                    self.r.xack(key, RECORDER_GROUP, *gone)
-                claimed = [Entry(as_text(i), entry_data(f)) for i, f in reply[1] if f is not None]
-                if claimed:
-                    log.info("reclaimed pending entries", stream=key, count=len(claimed), min_idle_ms=min_idle_ms)
-                    settled += self._settle({name: claimed})
-                if cursor == "0-0":
-                    break
+        if self.stop.stopping:
+            return settled
+        for name, claimed in self.groups.reclaim(min_idle_ms=min_idle_ms):
+            log.info(
+                "reclaimed pending entries", stream=self.streams[name], count=len(claimed), min_idle_ms=min_idle_ms
+            )
+            settled += self._settle({name: claimed})
+            if self.stop.stopping:
+                break
         return settled
 
     # -- storing -------------------------------------------------------------------------------
@@ -314,19 +253,13 @@ class Recorder:
             except SQLAlchemyError as exc:
                 if not _is_row_error(exc):
                     raise DatabaseUnavailable(str(exc)) from exc
-                raw = self._raw(name, entry_id)
+                raw = self.groups.readers[name].data_of(entry_id)
                 batch.dead.append(self._dead(name, entry_id, raw, f"database refused the row: {str(exc)[:500]}"))
         return kept
 
     def _acknowledge(self, batch: Batch) -> None:
         """Dead letters and acknowledgements in one MULTI: either both happen or neither."""
-        pipe = self.r.pipeline(transaction=True)
-        for doc in batch.dead:
-            pipe.xadd(self.keys.dead, {"data": encode(doc)})
-        for name, ids in batch.acks.items():
-            if ids:
-                pipe.xack(self.streams[name], RECORDER_GROUP, *ids)
-        pipe.execute()
+        self.groups.acknowledge(batch.acks, dead_letters=batch.dead, dead_stream=self.keys.dead)
         self.dead_lettered += len(batch.dead)
 
     def _dead(self, name: str, entry_id: str, raw: bytes | None, error: str) -> dict[str, Any]:
@@ -335,15 +268,8 @@ class Recorder:
         doc["stream"] = name
         return doc
 
-    def _raw(self, name: str, entry_id: str) -> bytes | None:
-        entries: Any = self.r.xrange(self.streams[name], min=entry_id, max=entry_id)
-        return entry_data(entries[0][1] or {}) if entries else None
-
     def _trim_streams(self) -> None:
-        keep = self.settings.decisions_keep
-        limit = max(1000, 2 * self.settings.recorder_batch)
-        for key in self.streams.values():
-            self._trim(keys=[key], args=[RECORDER_GROUP, keep, limit])
+        self.groups.trim(keep=self.settings.decisions_keep, limit=max(1000, 2 * self.settings.recorder_batch))
 
 
 def _is_row_error(exc: SQLAlchemyError) -> bool:

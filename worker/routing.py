@@ -30,6 +30,7 @@ from streams.lease import Lease
 from streams.outputs import StreamCaps, add_effects, add_ledger_changes, dead_letter
 from streams.schema import parse_event
 from worker.backoff import compute_backoff
+from worker.deliveries import Deliveries
 from worker.settings import Settings
 from worker.signals import StopFlag
 
@@ -103,14 +104,7 @@ class RoutingWorker:
         self.models = frozenset(self.catalog.models)
         self.processed = 0
         self.decisions = 0
-        self._failures: dict[str, str] = {}  # entry id -> last unexpected error, for its dead letter
-        # Entries claimed and not yet acknowledged, and for each entry the deliveries that ended
-        # through no fault of its own: Redis refused or dropped this worker's calls (out of memory,
-        # a wrong-typed key, a lost connection), or it was claimed ahead and never routed. Those do
-        # not count towards max_deliveries (a long Redis outage would otherwise dead-letter valid
-        # events). Pruned to what is still pending at every reclaim.
-        self._claimed: dict[str, None] = {}
-        self._excused: dict[str, int] = {}
+        self.deliveries = Deliveries(max_deliveries=settings.max_deliveries)
         self._renewed_at = 0.0
         self._ticked_at = 0.0
         self._batches = 0
@@ -220,7 +214,7 @@ class RoutingWorker:
         except FencedOut as exc:
             self._deposed("read", exc)
             return None
-        self._claimed.update(dict.fromkeys(entry.entry_id for entry in entries))
+        self.deliveries.claimed(entries)
         return entries
 
     def _ensure_leader(self) -> bool:
@@ -231,9 +225,9 @@ class RoutingWorker:
         if self.router is not None and not held:
             log.warning("lease lost; standing by")
             self._lose_state()
-            self._excused.clear()  # what this worker claimed is its successor's to reclaim
+            self.deliveries.handed_over()
         if not held and not self.lease.try_acquire():
-            self._excused.clear()  # another worker leads: what this one claimed is its to reclaim
+            self.deliveries.handed_over()  # another worker leads
             return False
         self._renewed_at = now
         if self.router is None:
@@ -248,14 +242,12 @@ class RoutingWorker:
         fenced (only the lease holder claims new entries), so nothing is orphaned after this."""
         pending: set[str] = set()
         for entries in self.reader.reclaim():
-            ids = [entry.entry_id for entry in entries]
-            pending.update(ids)
-            self._claimed.update(dict.fromkeys(ids))
+            pending.update(entry.entry_id for entry in entries)
+            self.deliveries.claimed(entries)
             self.process(entries)
             if self.router is None:
                 return  # state lost again: stop claiming (each claim counts one more delivery)
-        # excuses of entries no longer pending (acknowledged by a step whose reply was lost, say)
-        self._excused = {k: n for k, n in self._excused.items() if k in pending}
+        self.deliveries.prune(pending)
 
     def process(self, entries: list[Entry]) -> None:
         """Route and write one batch, waiting for the write."""
@@ -288,8 +280,7 @@ class RoutingWorker:
             return None
         except Exception as exc:  # a bug in the round: blame the batch, retry it a bounded number of times
             log.exception("routing round failed; batch will be retried", batch=len(entries))
-            for entry in entries:
-                self._failures[entry.entry_id] = f"{type(exc).__name__}: {exc}"
+            self.deliveries.failed(entries, exc)
             return None
         add_effects(step, self.keys, effects, caps=self.caps, dry_run=self.dry_run)
         add_ledger_changes(step, self.state, router.drain_changes(), ev_window=self.settings.ev_window)
@@ -315,12 +306,7 @@ class RoutingWorker:
         return True
 
     def _acknowledged(self, batch: _Batch) -> None:
-        # failures and excuses are rare: their dicts are usually empty, and a busy worker runs this
-        # for every entry, so they are only looked through when they hold anything
-        for bookkeeping in (self._claimed, self._failures, self._excused):
-            if bookkeeping:
-                for entry in batch.entries:
-                    bookkeeping.pop(entry.entry_id, None)
+        self.deliveries.acknowledged(batch.entries)
         self.processed += len(batch.entries)
         self._report(batch.effects)
 
@@ -340,7 +326,7 @@ class RoutingWorker:
     def _apply_all(self, router: Router, entries: list[Entry], step: AtomicStep, now_ms: int) -> list[Effect]:
         effects: list[Effect] = []
         for entry in entries:
-            error = self._rejection(entry)
+            error = "entry has no 'data' field" if entry.data is None else self.deliveries.exhausted(entry)
             if error is None:
                 try:
                     event = parse_event(entry.data or b"", models=self.models, max_bytes=self.settings.max_event_bytes)
@@ -348,7 +334,7 @@ class RoutingWorker:
                 except InvalidEvent as exc:
                     error = str(exc)
                 except Exception as exc:  # a bug or a broken scorer: retry a bounded number of times
-                    self._failures[entry.entry_id] = f"{type(exc).__name__}: {exc}"
+                    self.deliveries.failed([entry], exc)
                     log.exception(
                         "processing failed; batch will be retried", entry_id=entry.entry_id, deliveries=entry.deliveries
                     )
@@ -356,21 +342,6 @@ class RoutingWorker:
             if error is not None:
                 self._dead_letter(step, entry, error)
         return effects
-
-    def _rejection(self, entry: Entry) -> str | None:
-        if entry.data is None:
-            return "entry has no 'data' field"
-        if entry.deliveries <= self.settings.max_deliveries:  # the usual case: excuses only lower it
-            return None
-        deliveries = entry.deliveries - self._excused.get(entry.entry_id, 0)
-        if deliveries > self.settings.max_deliveries:
-            last = self._failures.get(entry.entry_id)
-            if last is None and self._failures:
-                # a batch-mate of an entry known to fail: its deliveries count the culprit's retries
-                return None
-            last = last or "unknown error (the worker may have crashed on it)"
-            return f"failed after {deliveries - 1} deliveries: {last}"
-        return None
 
     def _dead_letter(self, step: AtomicStep, entry: Entry, error: str) -> None:
         log.warning("input rejected", entry_id=entry.entry_id, error=error, dry_run=self.dry_run)
@@ -445,9 +416,7 @@ class RoutingWorker:
                 blameless += [entry.entry_id for entry in self.reader.collect()]
             self.reader.abandon()
         blameless += self._settle_lost()
-        for entry_id in {*self._claimed, *blameless} if excused else blameless:
-            self._excused[entry_id] = self._excused.get(entry_id, 0) + 1
-        self._claimed.clear()
+        self.deliveries.state_lost(blameless=blameless, redis_refused=excused)
 
     def _settle_lost(self) -> list[str]:
         """Wait for the step in flight as state is lost (no nested loss of state); returns its
@@ -470,7 +439,7 @@ class RoutingWorker:
         """Another worker leads now: what this one claimed is its successor's to reclaim."""
         self._no_longer_leading(what, exc)
         self._lose_state()
-        self._excused.clear()
+        self.deliveries.handed_over()
 
     def _no_longer_leading(self, what: str, exc: FencedOut) -> None:
         log.warning(f"{what} refused: no longer the leader", error=str(exc))
