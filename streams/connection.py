@@ -18,7 +18,7 @@ from redis.cluster import RedisCluster
 from redis.connection import parse_url
 from redis.retry import Retry
 
-from router.errors import ConfigError
+from router.errors import ConfigError, RouterError
 from streams.resp import pack_command
 
 # Extra socket time beyond the longest BLOCK, so a blocking read never hits the socket timeout
@@ -129,42 +129,59 @@ def _mask_unsplittable(url: str) -> str:
 
 
 class AwaitedReply:
-    """One command at a time sent without waiting, its reply read later, over a connection taken
-    from the pool for it and given back once the reply is read. Taking it afresh each time lets the
+    """Commands sent without waiting, their replies read later, over a connection taken from the
+    pool for them and given back once the replies are read. Taking it afresh each time lets the
     pool replace a connection the server closed while it sat idle (Redis `timeout`), and nothing
-    else ever reads from it while the reply is awaited."""
+    else ever reads from it while the replies are awaited."""
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
         self._pool = pool
         self._conn: Any = None
+        self._count = 0
 
     def send(self, *args: Any) -> None:
+        self.send_all([args])
+
+    def send_all(self, commands: list[tuple[Any, ...]]) -> None:
+        """Several commands in one write, run by Redis one after the other on this connection (so
+        a WAIT among them waits for the writes of those before it)."""
         if self._conn is not None:
             raise RuntimeError("a reply is already awaited: receive it first")
         conn: Any = self._pool.get_connection()
         try:
-            _send(conn, args)
+            _send(conn, *commands)
         except BaseException:
             _discard(self._pool, conn)
             raise
         self._conn = conn
+        self._count = len(commands)
 
     def receive(self) -> Any:
         """The reply; an error reply is raised as redis-py raises it. The connection goes back to
         the pool either way, unless it failed (then it is closed)."""
+        reply = self.receive_all()[-1]
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+        return reply
+
+    def receive_all(self) -> list[Any]:
+        """Every command's reply, in order; an error reply is in the list as the ResponseError
+        redis-py makes of it (the connection itself is fine). Any other failure is raised."""
         conn, self._conn = self._conn, None
         if conn is None:
             raise RuntimeError("no reply awaited")
+        replies: list[Any] = []
         try:
-            reply = conn.read_response()
-        except redis.ResponseError:
-            self._pool.release(conn)  # an error reply: the connection itself is fine
-            raise
+            for _ in range(self._count):
+                try:
+                    replies.append(conn.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
         except BaseException:
             _discard(self._pool, conn)
             raise
         self._pool.release(conn)
-        return reply
+        return replies
 
     def drop(self) -> None:
         """Give up on the awaited reply: the connection is closed (the command may still have run)."""
@@ -173,11 +190,12 @@ class AwaitedReply:
             _discard(self._pool, conn)
 
 
-def _send(conn: Any, args: tuple[Any, ...]) -> None:
-    """`conn.send_command(*args)`, packed here in one pass (streams.resp): redis-py would first
-    copy the arguments one by one in Python, then pack each through hiredis, which for an atomic
-    step's thousand arguments costs more than routing some of its events."""
-    conn.send_packed_command([pack_command(args)])
+def _send(conn: Any, *commands: tuple[Any, ...]) -> None:
+    """`conn.send_command(*args)` for each command, packed here in one pass (streams.resp) and
+    written at once: redis-py would first copy the arguments one by one in Python, then pack each
+    through hiredis, which for an atomic step's thousand arguments costs more than routing some of
+    its events."""
+    conn.send_packed_command([pack_command(args) for args in commands])
 
 
 def _discard(pool: redis.ConnectionPool, conn: Any) -> None:
@@ -189,7 +207,13 @@ def _discard(pool: redis.ConnectionPool, conn: Any) -> None:
 # permissions taken away, a key of the wrong type that someone created by hand) rather than
 # anything in the events routed:
 # a worker whose writes fail for these reasons does not count the retries against the events.
+class NotReplicated(RouterError):
+    """A write did not reach the replicas asked for (`ROUTER_MIN_REPLICAS`) within the timeout:
+    what depends on it is not published until it has."""
+
+
 _REDIS_SIDE = (
+    NotReplicated,
     redis.ConnectionError,
     redis.TimeoutError,
     redis.exceptions.OutOfMemoryError,

@@ -1,0 +1,93 @@
+"""ROUTER_MIN_REPLICAS=1 against a real primary and replica (tests/support/replicas.py): what the
+worker decides reaches the streams only once the replica has the step; while the replica's link
+is cut, routing pauses (logged, counted for /metrics) and nothing is published; a new leader
+publishes what an earlier one left in the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+from support.processes import RouterProcess, wait_for
+from support.replicas import ReplicatedRedis
+
+from streams.keys import Keys
+
+pytestmark = pytest.mark.faults
+REPLICATED = {"ROUTER_MIN_REPLICAS": "1", "ROUTER_REPLICA_TIMEOUT_MS": "500"}
+
+
+@pytest.fixture
+def replicated(tmp_path: Path) -> Iterator[ReplicatedRedis]:
+    servers = ReplicatedRedis(tmp_path / "redis", lag_s=0.2)
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+@pytest.fixture
+def front(replicated: ReplicatedRedis) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(replicated.url, socket_timeout=10)
+    yield client
+    client.close()
+
+
+def _publish_work(r: redis.Redis, keys: Keys, task_id: str, slot_id: str) -> None:
+    r.xadd(keys.events, {"data": orjson.dumps({"type": "slot.free", "slot_id": slot_id, "model": "haiku"})})
+    r.xadd(keys.events, {"data": orjson.dumps({"type": "task.pending", "task_id": task_id, "priority": 50, "requires": {}})})
+
+
+def test_an_assignment_is_published_only_once_the_replica_has_it(
+    replicated: ReplicatedRedis, front: redis.Redis, keys: Keys, start_worker: Callable[..., RouterProcess]
+) -> None:
+    worker = start_worker(env=REPLICATED, url=replicated.url)
+    _publish_work(front, keys, "t-1", "s-1")
+    wait_for(lambda: front.xlen(keys.assign("s-1")) == 1, what="the assignment")
+    replica = replicated.replica.client()
+    # the moment a slot can read it, the replica already knows the task is assigned (a failover
+    # cannot give it to another slot); the publication itself follows it there
+    assert replica.hexists(keys.state(dry_run=False).assigned, "t-1")
+    assert front.llen(keys.state(dry_run=False).outbox) == 0
+    wait_for(lambda: replica.xlen(keys.assign("s-1")) == 1, what="the publication on the replica")
+
+    replicated.link.held = True  # the replica's link is cut: bytes wait in the relay
+    _publish_work(front, keys, "t-2", "s-2")
+    wait_for(lambda: "routing paused" in worker.log(), what="the worker to pause")
+    assert front.xlen(keys.assign("s-2")) == 0, "published before the replica had it"
+    assert int(front.hget(keys.state(dry_run=False).replication, "timeouts") or 0) >= 1
+    decided = front.xlen(keys.decisions)
+
+    replicated.link.held = False
+    wait_for(lambda: front.xlen(keys.assign("s-2")) == 1, what="the assignment once replicated")
+    assert replica.hexists(keys.state(dry_run=False).assigned, "t-2")
+    assert front.xlen(keys.decisions) > decided
+    assert worker.terminate() == 0
+
+
+def test_a_new_leader_publishes_the_outbox_its_predecessor_left(
+    tmp_path: Path, keys: Keys, start_worker: Callable[..., RouterProcess]
+) -> None:
+    # a link without lag, so the idle turns' waits are short and the cut falls on the step that
+    # routes the work
+    replicated = ReplicatedRedis(tmp_path / "redis", lag_s=0.0)
+    try:
+        front = redis.Redis.from_url(replicated.url, socket_timeout=10)
+        first = start_worker(env=REPLICATED, url=replicated.url)
+        wait_for(lambda: "ledger restored" in first.log(), what="the first leader past its own outbox check")
+        _publish_work(front, keys, "t-1", "s-1")
+        replicated.link.held = True
+        wait_for(lambda: front.llen(keys.state(dry_run=False).outbox) > 0, what="the step in the outbox")
+        first.kill()
+        assert front.xlen(keys.assign("s-1")) == 0
+        replicated.link.held = False
+        second = start_worker(env={**REPLICATED, "ROUTER_CONSUMER": "second"}, url=replicated.url)
+        wait_for(lambda: front.xlen(keys.assign("s-1")) == 1, what="the predecessor's assignment")
+        assert front.llen(keys.state(dry_run=False).outbox) == 0
+        assert front.xlen(keys.assign("s-1")) == 1  # the outbox went with its publication: once
+        assert second.terminate() == 0
+    finally:
+        replicated.close()
