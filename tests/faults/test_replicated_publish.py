@@ -38,7 +38,10 @@ def front(replicated: ReplicatedRedis) -> Iterator[redis.Redis]:
 
 def _publish_work(r: redis.Redis, keys: Keys, task_id: str, slot_id: str) -> None:
     r.xadd(keys.events, {"data": orjson.dumps({"type": "slot.free", "slot_id": slot_id, "model": "haiku"})})
-    r.xadd(keys.events, {"data": orjson.dumps({"type": "task.pending", "task_id": task_id, "priority": 50, "requires": {}})})
+    r.xadd(
+        keys.events,
+        {"data": orjson.dumps({"type": "task.pending", "task_id": task_id, "priority": 50, "requires": {}})},
+    )
 
 
 def test_an_assignment_is_published_only_once_the_replica_has_it(

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import redis
+
 from support.processes import wait_for
 from support.relay import Relay
 from support.servers import RedisServer
