@@ -38,6 +38,7 @@ log = structlog.get_logger("router.worker")
 
 DecisionHook = Callable[[Decision], None]
 GC_YOUNG_THRESHOLD = 50_000
+REPLICA_RETRY_S = 0.05
 
 
 def routing_is_compiled() -> bool:
@@ -132,6 +133,9 @@ class RoutingWorker:
             if isinstance(failure, redis.ConnectionError | redis.TimeoutError):
                 log.warning("redis unavailable, backing off", error=str(failure), attempt=attempt, delay_s=delay)
             elif isinstance(failure, NotReplicated):
+                # WAIT itself waited ROUTER_REPLICA_TIMEOUT_MS: no busy loop without a backoff, and a
+                # replica that is back gets routing going again at once
+                delay = REPLICA_RETRY_S
                 self._count_replication_timeout()
                 why = "routing paused: replicas behind, nothing published until they have the last step"
                 log.warning(why, error=str(failure), attempt=attempt, delay_s=delay)

@@ -1,5 +1,6 @@
-"""A TCP relay on 127.0.0.1 that the test controls: it forwards bytes to a target after a delay
-(a lagging replication link), can hold them back entirely (a cut link: nothing is lost, it is
+"""A TCP relay on 127.0.0.1 that the test controls: it forwards the target's bytes to the client
+after a delay (a lagging replication link: the replica, the client here, receives the primary's
+stream late; its acknowledgements go back at once), can hold them back entirely (a cut link: nothing is lost, it is
 delivered once released), and can be pointed at another target (what a Sentinel-aware client or a
 virtual IP does after a failover: new connections go to the new primary, old ones are closed)."""
 
@@ -24,6 +25,7 @@ class _Pipe:
     source: socket.socket
     sink: socket.socket
     relay: Relay
+    delayed: bool
     queue: deque[tuple[float, bytes]] = field(default_factory=deque)
     ready: threading.Condition = field(default_factory=threading.Condition)
     closed: bool = False
@@ -36,7 +38,8 @@ class _Pipe:
         try:
             while data := self.source.recv(CHUNK):
                 with self.ready:
-                    self.queue.append((time.monotonic() + self.relay.delay_s, data))
+                    lag_s = self.relay.delay_s if self.delayed else 0.0
+                    self.queue.append((time.monotonic() + lag_s, data))
                     self.ready.notify()
         except OSError:
             pass
@@ -95,8 +98,8 @@ class Relay:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._connections += [client, upstream]
-            _Pipe(client, upstream, self).start()
-            _Pipe(upstream, client, self).start()
+            _Pipe(client, upstream, self, delayed=False).start()
+            _Pipe(upstream, client, self, delayed=True).start()
 
     def point_at(self, target_port: int) -> None:
         """New connections go to `target_port`; those open now are closed (their peer is gone)."""

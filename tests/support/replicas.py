@@ -1,6 +1,7 @@
 """A primary, a replica behind a lagging link (support.relay) and a front relay that clients
 connect through, so a failover can be staged by the test: kill the primary with SIGKILL, promote
-the replica (REPLICAOF NO ONE), point the front at it. Every process is stopped by `close`."""
+the replica (REPLICAOF NO ONE), point the front at it, and a fresh replica of it joins. Every
+process is stopped by `close`."""
 
 from __future__ import annotations
 
@@ -13,13 +14,18 @@ from support.processes import wait_for
 from support.relay import Relay
 from support.servers import RedisServer
 
+# a primary sends a joining replica its data at once, instead of waiting 5 s for others to join
+SYNC_AT_ONCE = ("--repl-diskless-sync-delay", "0")
+
 
 class ReplicatedRedis:
     def __init__(self, directory: Path, *, lag_s: float = 0.2) -> None:
-        self.primary = RedisServer(directory / "primary").start()
+        self.directory = directory
+        self.lag_s = lag_s
+        self.primary = RedisServer(directory / "primary", extra=SYNC_AT_ONCE).start()
         self.link = Relay(self.primary.port, delay_s=lag_s)
         self.replica = RedisServer(
-            directory / "replica", extra=("--replicaof", "127.0.0.1", str(self.link.port))
+            directory / "replica", extra=(*SYNC_AT_ONCE, "--replicaof", "127.0.0.1", str(self.link.port))
         ).start()
         self.front = Relay(self.primary.port)  # what clients connect to: the primary of the moment
         wait_for(self._linked, what="the replica in sync with the primary")
@@ -42,9 +48,21 @@ class ReplicatedRedis:
         with self.replica.client() as c:
             c.replicaof("NO", "ONE")
         self.front.point_at(self.replica.port)
+        self._rejoin()
+
+    def _rejoin(self) -> None:
+        """The old primary comes back as a replica of the new one (what Sentinel makes of it),
+        behind a lagging link again: with ROUTER_MIN_REPLICAS=1, routing waits for it."""
+        old = self.primary
+        self.primary, self.replica = self.replica, old
+        self.link = Relay(self.primary.port, delay_s=self.lag_s)
+        self.replica = RedisServer(
+            self.directory / f"rejoined-{self.link.port}",
+            extra=(*SYNC_AT_ONCE, "--replicaof", "127.0.0.1", str(self.link.port)),
+        ).start()
 
     def new_primary(self) -> redis.Redis:
-        return self.replica.client()
+        return self.primary.client()
 
     def close(self) -> None:
         self.front.close()
