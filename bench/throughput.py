@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.compiled import ensure_compiled
 from bench.harness import COMPILED, Bench, RunResult
+from bench.replica import primary_with_replica
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -55,7 +56,19 @@ def main() -> int:
     p.add_argument("--burst", type=int, default=40_000, help="events sent at once for the saturation runs")
     p.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
     p.add_argument("--no-compiled", action="store_true", help="leave out the mypyc-compiled worker")
+    p.add_argument(
+        "--replica", action="store_true", help="run on a primary with a replica started here (bench/replica.py)"
+    )
+    p.add_argument("--min-replicas", type=int, default=0, help="with --replica: ROUTER_MIN_REPLICAS for the workers")
     args = p.parse_args()
+    if args.replica:
+        with primary_with_replica(args.min_replicas) as url:
+            args.redis_url = url
+            return run(args)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     loads: list[float | str] = [1000.0, 5000.0, SATURATION, BACKLOG]
     kinds = ["ceiling", "router"]
     if not args.no_compiled:
@@ -80,6 +93,8 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "repeats": args.repeats,
         "seconds": args.seconds,
+        "replica": args.replica,
+        "min_replicas": args.min_replicas if args.replica else None,
         "burst_events": args.burst,
         "summary": table,
         "ratios": ratios,
