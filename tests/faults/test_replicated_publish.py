@@ -14,6 +14,8 @@ import redis
 from support.processes import RouterProcess, wait_for
 from support.replicas import ReplicatedRedis
 
+from streams.commit import AtomicStep, Committer, Replication
+from streams.connection import NotReplicated
 from streams.keys import Keys
 
 pytestmark = pytest.mark.faults
@@ -72,25 +74,29 @@ def test_an_assignment_is_published_only_once_the_replica_has_it(
 
 
 def test_a_new_leader_publishes_the_outbox_its_predecessor_left(
-    tmp_path: Path, keys: Keys, start_worker: Callable[..., RouterProcess]
+    replicated: ReplicatedRedis, front: redis.Redis, keys: Keys, start_worker: Callable[..., RouterProcess]
 ) -> None:
-    # a link without lag, so the idle turns' waits are short and the cut falls on the step that
-    # routes the work
-    replicated = ReplicatedRedis(tmp_path / "redis", lag_s=0.0)
-    try:
-        front = redis.Redis.from_url(replicated.url, socket_timeout=10)
-        first = start_worker(env=REPLICATED, url=replicated.url)
-        wait_for(lambda: "ledger restored" in first.log(), what="the first leader past its own outbox check")
-        _publish_work(front, keys, "t-1", "s-1")
-        replicated.link.held = True
-        wait_for(lambda: front.llen(keys.state(dry_run=False).outbox) > 0, what="the step in the outbox")
-        first.kill()
-        assert front.xlen(keys.assign("s-1")) == 0
-        replicated.link.held = False
-        second = start_worker(env={**REPLICATED, "ROUTER_CONSUMER": "second"}, url=replicated.url)
-        wait_for(lambda: front.xlen(keys.assign("s-1")) == 1, what="the predecessor's assignment")
-        assert front.llen(keys.state(dry_run=False).outbox) == 0
-        assert front.xlen(keys.assign("s-1")) == 1  # the outbox went with its publication: once
-        assert second.terminate() == 0
-    finally:
-        replicated.close()
+    state = keys.state(dry_run=False)
+    predecessor = Committer(
+        front,
+        replication=Replication(
+            min_replicas=1,
+            timeout_ms=300,
+            leader_key=state.leader,
+            outbox_key=state.outbox,
+            probe_key=state.replication,
+        ),
+    )
+    step = AtomicStep(state.leader, outbox=state.outbox)
+    step.xadd(keys.assign("s-1"), b'{"type":"assignment","task_id":"t-1","decision_id":"d-1"}', maxlen=1000)
+    replicated.link.held = True  # the predecessor's step never reaches the replica in time
+    with pytest.raises(NotReplicated):
+        predecessor.commit(step, fence=None)
+    assert front.llen(state.outbox) == 3 and front.xlen(keys.assign("s-1")) == 0
+    replicated.link.held = False
+    worker = start_worker(env=REPLICATED, url=replicated.url)
+    wait_for(lambda: front.xlen(keys.assign("s-1")) == 1, what="the predecessor's assignment")
+    assert front.llen(state.outbox) == 0
+    wait_for(lambda: "ledger restored" in worker.log(), what="the worker past its first turn")
+    assert front.xlen(keys.assign("s-1")) == 1  # the outbox went with its publication: once
+    assert worker.terminate() == 0
