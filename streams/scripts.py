@@ -117,6 +117,13 @@ return 1
 """,
 )
 
+# The fencing check of the scripts that take the leader key as KEYS[1] and its holder as ARGV[1].
+_REFUSE_UNLESS_LEADER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED leadership is now ' .. tostring(redis.call('GET', KEYS[1])))
+end
+"""
+
 # With ROUTER_MIN_REPLICAS >= 1 the atomic step puts what consumers read (assignments, status,
 # decision records, dead letters, usage) in an outbox list instead of their streams; once WAIT has
 # seen the step on enough replicas, this script moves the outbox into the streams and clears it in
@@ -131,10 +138,8 @@ PUBLISH_OUTBOX = LuaScript(
     argv=("the leader value the caller holds (its fence)",),
     returns="how many entries were published; an error FENCED <holder> when the caller no longer leads,"
     " WRONGTYPE <key> ... before any write when a stream named in the outbox is not a stream",
-    source="""
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('FENCED leadership is now ' .. tostring(redis.call('GET', KEYS[1])))
-end
+    source=_REFUSE_UNLESS_LEADER
+    + """
 local items = redis.call('LRANGE', KEYS[2], 0, -1)
 -- as in the atomic step: refuse before the first write rather than publish half of the outbox
 local checked = {}
@@ -170,10 +175,8 @@ FENCED_READ = LuaScript(
     argv=("the leader value the caller holds (its fence)", "the group", "the consumer", "at most this many entries"),
     returns="{1, entries claimed (each {id, {field, value, ...}})} when anything was new; {0, the stream's"
     " last id, '0-0' when empty} when nothing was; an error FENCED <holder> when the caller no longer leads",
-    source="""
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('FENCED leadership is now ' .. tostring(redis.call('GET', KEYS[1])))
-end
+    source=_REFUSE_UNLESS_LEADER
+    + """
 local got = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[2], '>')
 if got then
   return {1, got[1][2]}
