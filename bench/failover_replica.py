@@ -45,9 +45,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=300)
     parser.add_argument("--rate", type=float, default=400.0)
+    parser.add_argument(
+        "--min-replicas", default="1,0", help="the settings run, in order (their earlier results are kept)"
+    )
     args = parser.parse_args()
-    by_setting: dict[str, Any] = {}
-    for min_replicas in (1, 0):
+    out = RESULTS / "failover_replica.json"
+    by_setting: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    for min_replicas in [int(n) for n in args.min_replicas.split(",")]:
         runs = []
         for seed in range(args.runs):
             with tempfile.TemporaryDirectory() as workdir:
@@ -59,8 +63,8 @@ def main() -> int:
         by_setting[f"min_replicas={min_replicas}"] = {"summary": summary(runs), "runs": [asdict(r) for r in runs]}
         print(f"ROUTER_MIN_REPLICAS={min_replicas}:", summary(runs), flush=True)
     RESULTS.mkdir(exist_ok=True)
-    doc = {"machine": platform.platform(), "tasks": args.tasks, "rate": args.rate, "lag_s": 0.2, **by_setting}
-    (RESULTS / "failover_replica.json").write_text(json.dumps(doc, indent=2) + "\n")
+    doc = {**by_setting, "machine": platform.platform(), "tasks": args.tasks, "rate": args.rate, "lag_s": 0.2}
+    out.write_text(json.dumps(doc, indent=2) + "\n")
     return 0
 
 

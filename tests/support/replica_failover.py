@@ -152,7 +152,12 @@ def run_replica_failover(
         result.resumed_s = time.monotonic() - killed
         wait_for(lambda: dispatcher is not None and dispatcher.published >= tasks, timeout_s=120, what="every task")
         try:
-            wait_for(lambda: _quiet(fresh, keys, fleet), timeout_s=60, what="the run to settle")
+            # quiet twice, half a second apart: a publication just out may not be read by its slot yet
+            wait_for(
+                lambda: _quiet(fresh, keys, fleet) and not time.sleep(0.5) and _quiet(fresh, keys, fleet),
+                timeout_s=60,
+                what="the run to settle",
+            )
         except AssertionError:
             result.problems.append(f"never settled: {_unsettled(fresh, keys, fleet)}")
         _count(result, fresh, keys, database_url, fleet, dispatcher)
@@ -174,16 +179,17 @@ def run_replica_failover(
 
 
 def _quiet(r: redis.Redis, keys: Keys, fleet: DurableFleet) -> bool:
-    """Every event handled, every decision recorded, no slot holding a task. (After a failover
-    Redis may not know a group's lag, which `settled` would take for none: the last delivered id
-    is compared with the stream's last entry instead.)"""
+    """Nothing left to publish, every event handled, every decision recorded, no slot holding a
+    task (the outbox first: what it publishes meanwhile is then seen by the other checks). After a
+    failover Redis may not know a group's lag, which `settled` would take for none: the last
+    delivered id is compared with the stream's last entry instead."""
+    if r.llen(keys.state(dry_run=False).outbox):
+        return False
     caught_up = all(
         _delivered_all(r, stream, group)
         for stream, group in ((keys.events, LIVE_GROUP), (keys.decisions, RECORDER_GROUP))
     )
-    return (
-        caught_up and settled(r, keys) and not any(fleet.busy.values()) and not r.llen(keys.state(dry_run=False).outbox)
-    )
+    return caught_up and settled(r, keys) and not any(fleet.busy.values())
 
 
 def _delivered_all(r: redis.Redis, stream: str, group: str) -> bool:
