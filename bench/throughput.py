@@ -26,6 +26,7 @@ from typing import Any
 
 from bench.compiled import ensure_compiled
 from bench.harness import COMPILED, Bench, RunResult
+from bench.replica import primary_with_replica
 from bench.workload import MIXED, WORKLOADS, make
 
 RESULTS = Path(__file__).parent / "results"
@@ -70,11 +71,23 @@ def main() -> int:
     p.add_argument("--burst", type=int, default=40_000, help="events sent at once for the saturation runs")
     p.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
     p.add_argument("--no-compiled", action="store_true", help="leave out the mypyc-compiled worker")
+    p.add_argument(
+        "--replica", action="store_true", help="run on a primary with a replica started here (bench/replica.py)"
+    )
+    p.add_argument("--min-replicas", type=int, default=0, help="with --replica: ROUTER_MIN_REPLICAS for the workers")
     args = p.parse_args()
     if args.quick:
         args.repeats, args.seconds, args.burst = 1, 1.0, 2_000
     if args.repeats < 1 or args.seconds <= 0 or args.burst < 2:
         p.error("--repeats must be >= 1, --seconds > 0 and --burst >= 2")
+    if args.replica:
+        with primary_with_replica(args.min_replicas) as url:
+            args.redis_url = url
+            return run(args)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     loads: list[float | str] = [1000.0, 5000.0, SATURATION, BACKLOG]
     kinds = ["ceiling", "router"]
     if not args.no_compiled:
@@ -104,6 +117,8 @@ def main() -> int:
         "outcomes": args.outcomes,
         "repeats": args.repeats,
         "seconds": args.seconds,
+        "replica": args.replica,
+        "min_replicas": args.min_replicas if args.replica else None,
         "burst_events": args.burst,
         "summary": table,
         "ratios": ratios,

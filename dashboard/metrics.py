@@ -26,7 +26,7 @@ from dashboard.budgets import read_budgets
 from dashboard.live import SCAN_COUNT
 from router.budgets import Budget
 from streams.codec import as_text
-from streams.keys import RECORDER_GROUP, Keys
+from streams.keys import RECORDER_GROUP, Keys, StateKeys
 
 # Seconds from the input event to its decision. The router takes microseconds; what shows here is
 # batching, Redis round trips and, above a second, a worker that was down or behind.
@@ -192,6 +192,22 @@ class RouterCollector:
         )
         yield from self._recorder_lag()
         yield from self._budgets()
+        yield from self._replication(state)
+
+    def _replication(self, state: StateKeys) -> Iterator[Metric]:
+        """ROUTER_MIN_REPLICAS at work: how often the worker's WAIT timed out (routing paused), and
+        what its outbox holds that is not published yet."""
+        timeouts = self.r.hget(state.replication, "timeouts")
+        yield CounterMetricFamily(
+            "router_replication_waits_timed_out",
+            "Times WAIT saw fewer replicas than ROUTER_MIN_REPLICAS asks for (routing paused)",
+            value=int(timeouts or 0),
+        )
+        yield GaugeMetricFamily(
+            "router_outbox_entries",
+            "Stream entries decided and not yet published (waiting for the replicas)",
+            value=int(self.r.llen(state.outbox)) // 3,
+        )
 
     def _budgets(self) -> Iterator[Metric]:
         if not self.budgets:

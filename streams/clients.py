@@ -4,12 +4,15 @@ documented with examples in docs/clients.md (the wire underneath: docs/protocol.
 from __future__ import annotations
 
 import contextlib
+import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import redis
 
 from streams.codec import as_text, decode, encode, entry_data
+from streams.connection import NotReplicated
 from streams.keys import Keys
 
 STATUS_BLOCK_MS = 1000
@@ -18,11 +21,41 @@ STATUS_BLOCK_MS = 1000
 SLOT_GROUP = "slot"
 # A slot works on one assignment at a time; more held than this means a misbehaving client.
 MAX_HELD = 1000
+TAKEN_KEPT = 1000  # decision ids a slot remembers having taken (a failover republishes only recent ones)
+
+
+# A durable publish keeps retrying this long across a failover before it gives up.
+DURABLE_RETRY_S = 30.0
+_RETRY_PAUSE_S = 0.1
 
 
 def _publish(r: redis.Redis, stream: str, doc: Mapping[str, Any]) -> str:
     entry_id = r.xadd(stream, {"data": encode(doc)})
     return as_text(entry_id)
+
+
+def publish_durably(
+    r: redis.Redis, stream: str, doc: Mapping[str, Any], *, replicas: int, timeout_ms: int = 1000
+) -> str:
+    """XADD, then WAIT until `replicas` replicas have it: an entry acknowledged so survives a
+    failover to any of them. Retried (a new XADD) when the connection fails or WAIT times out,
+    for up to DURABLE_RETRY_S: a retry may publish the event twice, so use it for idempotent
+    events (`task.pending`, `task.cancelled`). NotReplicated once the time is up."""
+    deadline = time.monotonic() + DURABLE_RETRY_S
+    while True:
+        try:
+            pipe = r.pipeline(transaction=False)
+            pipe.xadd(stream, {"data": encode(doc)})
+            pipe.wait(replicas, timeout_ms)
+            entry_id, acked = pipe.execute()
+            if int(acked) >= replicas:
+                return as_text(entry_id)
+            problem = f"WAIT saw {acked} of {replicas} replicas"
+        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError) as exc:
+            problem = str(exc)  # a failover under way: the next try reaches the new primary
+        if time.monotonic() > deadline:
+            raise NotReplicated(f"not durably published within {DURABLE_RETRY_S:g} s: {problem}")
+        time.sleep(_RETRY_PAUSE_S)
 
 
 def _follow(r: redis.Redis, stream: str, *, last_id: str, block_ms: int) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -51,21 +84,28 @@ def _entries_after(r: redis.Redis, stream: str, *, last_id: str, block_ms: int) 
 
 
 class Dispatcher:
-    """Publishes tasks and follows their status."""
+    """Publishes tasks and follows their status. With `replicas` >= 1 every publish is durable
+    (`publish_durably`): it returns only once that many replicas have the event."""
 
-    def __init__(self, r: redis.Redis, keys: Keys | None = None) -> None:
+    def __init__(self, r: redis.Redis, keys: Keys | None = None, *, replicas: int = 0) -> None:
         self.r = r
         self.keys = keys or Keys()
+        self.replicas = replicas
+
+    def _publish(self, doc: Mapping[str, Any]) -> str:
+        if self.replicas:
+            return publish_durably(self.r, self.keys.events, doc, replicas=self.replicas)
+        return _publish(self.r, self.keys.events, doc)
 
     def publish_task(
         self, task_id: str, *, priority: int, requires: Mapping[str, int] | None = None, **optional: Any
     ) -> str:
         doc = {"type": "task.pending", "task_id": task_id, "priority": priority, "requires": dict(requires or {})}
         doc.update({k: v for k, v in optional.items() if v is not None})
-        return _publish(self.r, self.keys.events, doc)
+        return self._publish(doc)
 
     def cancel(self, task_id: str) -> str:
-        return _publish(self.r, self.keys.events, {"type": "task.cancelled", "task_id": task_id})
+        return self._publish({"type": "task.cancelled", "task_id": task_id})
 
     def follow_status(
         self, *, last_id: str = "$", block_ms: int = STATUS_BLOCK_MS
@@ -93,6 +133,9 @@ class Slot:
         self.stream = self.keys.assign(slot_id)
         self.held: list[str] = []  # ids of the assignments taken and not yet acknowledged
         self._joined = False
+        # decisions already taken: after a failover the new primary may publish an assignment
+        # again that this slot read from the old one (its outbox was replicated, the publication not)
+        self._taken: deque[str] = deque(maxlen=TAKEN_KEPT)
 
     def resume(self) -> dict[str, Any] | None:
         """The first call of a slot process, fresh or restarted: the assignment it took and had not
@@ -191,10 +234,21 @@ class Slot:
             if held_id not in self.held:
                 self.held.append(held_id)
             assignment = _assignment(fields)
-            if assignment is not None:
+            if assignment is not None and not self._seen(assignment):
                 return assignment
             self.r.xack(self.stream, SLOT_GROUP, held_id)
             self.held.remove(held_id)
+
+    def _seen(self, assignment: Mapping[str, Any]) -> bool:
+        """True for an assignment this slot took before (published again by a failover); else
+        it is remembered as taken now."""
+        decision_id = assignment.get("decision_id")
+        if not isinstance(decision_id, str):
+            return False
+        if decision_id in self._taken:
+            return True
+        self._taken.append(decision_id)
+        return False
 
     def _read(self, last_id: str, block_ms: int | None) -> list[Any]:
         try:

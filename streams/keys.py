@@ -105,6 +105,18 @@ class StateKeys:
         return f"{self.base}ledger:quality"
 
     @property
+    def outbox(self) -> str:
+        """With ROUTER_MIN_REPLICAS >= 1: stream entries written and not yet published (a list of
+        stream, maxlen, data triples)."""
+        return f"{self.base}outbox"
+
+    @property
+    def replication(self) -> str:
+        """A hash: `probe`, the write whose replication WAIT confirms; `timeouts`, how many waits
+        for the replicas timed out (for /metrics)."""
+        return f"{self.base}replication"
+
+    @property
     def leader(self) -> str:
         return f"{self.base}leader"
 

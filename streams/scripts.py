@@ -38,7 +38,7 @@ ATOMIC_STEP = LuaScript(
         "...the operations, flat: each an opcode, a key index into KEYS, its own arguments and a count"
         " of the items that follow: `X key maxlen n data*n` XADD each (MAXLEN ~ maxlen unless 0);"
         " `H key n (field value)*n` one HSET; `D key n field*n` one HDEL; `R key keep n value*n` one"
-        " RPUSH, then LTRIM to the last `keep`; `A key group n id*n` one XACK",
+        " RPUSH, then LTRIM to the last `keep` (0: no trim); `A key group n id*n` one XACK",
     ),
     returns="1; an error FENCED <holder> when the leader key holds another value, BADOP <op> for an"
     " unknown opcode, WRONGTYPE <key> ... before any write when a key holds the wrong type",
@@ -105,13 +105,63 @@ while i <= n do
     chunked('HDEL', key, nil, first, last, 1)
   elseif op == 'R' then
     chunked('RPUSH', key, nil, first, last, 1)
-    redis.call('LTRIM', key, -tonumber(ARGV[i + 2]), -1)
+    if ARGV[i + 2] ~= '0' then
+      redis.call('LTRIM', key, -tonumber(ARGV[i + 2]), -1)
+    end
   elseif op == 'A' then
     chunked('XACK', key, ARGV[i + 2], first, last, 1)
   end
   i = last + 1
 end
 return 1
+""",
+)
+
+# The fencing check of the scripts that take the leader key as KEYS[1] and its holder as ARGV[1].
+_REFUSE_UNLESS_LEADER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED leadership is now ' .. tostring(redis.call('GET', KEYS[1])))
+end
+"""
+
+# With ROUTER_MIN_REPLICAS >= 1 the atomic step puts what consumers read (assignments, status,
+# decision records, dead letters, usage) in an outbox list instead of their streams; once WAIT has
+# seen the step on enough replicas, this script moves the outbox into the streams and clears it in
+# one atomic call. Redis replicates a script's writes as one transaction, so on any node the
+# entries are either still in the outbox or in their streams, never both: publishing what a node's
+# outbox holds is idempotent, and a new leader after a failover publishes what the old one could
+# not. The stream names come from the outbox itself; on Redis Cluster they share the prefix's hash
+# tag, hence the outbox's slot.
+PUBLISH_OUTBOX = LuaScript(
+    name="publish outbox",
+    keys=("the leader key", "the outbox list: (stream, maxlen, data) triples, flat, oldest first"),
+    argv=("the leader value the caller holds (its fence)",),
+    returns="how many entries were published; an error FENCED <holder> when the caller no longer leads,"
+    " WRONGTYPE <key> ... before any write when a stream named in the outbox is not a stream",
+    source=_REFUSE_UNLESS_LEADER
+    + """
+local items = redis.call('LRANGE', KEYS[2], 0, -1)
+-- as in the atomic step: refuse before the first write rather than publish half of the outbox
+local checked = {}
+for j = 1, #items - 2, 3 do
+  local key = items[j]
+  if checked[key] == nil then
+    local kind = redis.call('TYPE', key)['ok']
+    if kind ~= 'none' and kind ~= 'stream' then
+      return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. kind .. ', not a stream')
+    end
+    checked[key] = true
+  end
+end
+for j = 1, #items - 2, 3 do
+  if items[j + 1] == '0' then
+    redis.call('XADD', items[j], '*', 'data', items[j + 2])
+  else
+    redis.call('XADD', items[j], 'MAXLEN', '~', items[j + 1], '*', 'data', items[j + 2])
+  end
+end
+redis.call('DEL', KEYS[2])
+return #items / 3
 """,
 )
 
@@ -125,10 +175,8 @@ FENCED_READ = LuaScript(
     argv=("the leader value the caller holds (its fence)", "the group", "the consumer", "at most this many entries"),
     returns="{1, entries claimed (each {id, {field, value, ...}})} when anything was new; {0, the stream's"
     " last id, '0-0' when empty} when nothing was; an error FENCED <holder> when the caller no longer leads",
-    source="""
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('FENCED leadership is now ' .. tostring(redis.call('GET', KEYS[1])))
-end
+    source=_REFUSE_UNLESS_LEADER
+    + """
 local got = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[2], '>')
 if got then
   return {1, got[1][2]}
@@ -204,4 +252,4 @@ return #old
 """,
 )
 
-ALL = (ATOMIC_STEP, FENCED_READ, RENEW_LEASE, RELEASE_LEASE, TRIM_ACKNOWLEDGED)
+ALL = (ATOMIC_STEP, PUBLISH_OUTBOX, FENCED_READ, RENEW_LEASE, RELEASE_LEASE, TRIM_ACKNOWLEDGED)

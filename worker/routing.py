@@ -24,10 +24,10 @@ from router.errors import ConfigError, InvalidEvent
 from router.ev import Scorer
 from router.values import Decision, Task
 from streams.codec import as_text, decode, decoded_hash, encode
-from streams.commit import AtomicStep, Committer, FencedOut
-from streams.connection import refused_by_redis
+from streams.commit import AtomicStep, Committer, FencedOut, Replication
+from streams.connection import NotReplicated, refused_by_redis
 from streams.consumer import Entry, GroupReader
-from streams.keys import DEFAULT_PREFIX, DRY_RUN_GROUP, LIVE_GROUP, Keys
+from streams.keys import DEFAULT_PREFIX, DRY_RUN_GROUP, LIVE_GROUP, Keys, StateKeys
 from streams.lease import Lease
 from streams.outputs import StreamCaps, add_effects, add_ledger_changes, dead_letter
 from streams.schema import parse_event
@@ -41,6 +41,7 @@ log = structlog.get_logger("router.worker")
 
 DecisionHook = Callable[[Decision], None]
 GC_YOUNG_THRESHOLD = 50_000
+REPLICA_RETRY_S = 0.05
 
 
 def routing_is_compiled() -> bool:
@@ -91,7 +92,7 @@ class RoutingWorker:
             count=settings.batch_size,
             block_ms=settings.block_ms,
         )
-        self.committer = Committer(r)
+        self.committer = Committer(r, replication=_replication(settings, self.state))
         self.lease = Lease(
             r,
             leader_key=self.state.leader,
@@ -137,6 +138,13 @@ class RoutingWorker:
             delay = round(compute_backoff(attempt, rand=self._rand), 2)
             if isinstance(failure, redis.ConnectionError | redis.TimeoutError):
                 log.warning("redis unavailable, backing off", error=str(failure), attempt=attempt, delay_s=delay)
+            elif isinstance(failure, NotReplicated):
+                # WAIT itself waited ROUTER_REPLICA_TIMEOUT_MS: no busy loop without a backoff, and a
+                # replica that is back gets routing going again at once
+                delay = REPLICA_RETRY_S
+                self._count_replication_timeout()
+                why = "routing paused: replicas behind, nothing published until they have the last step"
+                log.warning(why, error=str(failure), attempt=attempt, delay_s=delay)
             else:
                 why = "unexpected error; rebuilding from the snapshot"
                 log.error(why, exc_info=failure, attempt=attempt, delay_s=delay)
@@ -194,8 +202,9 @@ class RoutingWorker:
         self._prefetched = following or None
         if not self._send(batch):
             return
-        if not following:  # caught up: collect the step now; else it stays in flight a turn
-            self._finish_in_flight()
+        # caught up: collect the step now and publish it; else it stays in flight a turn
+        if not following and self._finish_in_flight():
+            self._publish()
 
     def _following(self, *, asked: bool, backlog: bool) -> list[Entry] | None:
         """The batch after this one in a backlog, claimed now and routed next turn ([] when caught
@@ -239,6 +248,9 @@ class RoutingWorker:
         if self.router is None:
             log.info("leading", token=self.lease.token, holder=self.settings.consumer)
             self.reader.ensure_group()
+            # what an earlier leader (or this one, before it lost its state) decided and could not
+            # publish goes out first, once the replicas have it
+            self.committer.publish_leftover(fence=self.lease.value)
             self.router = self._restore()
             self._reclaim()
         return self.router is not None
@@ -260,8 +272,8 @@ class RoutingWorker:
         batch = self._route(entries)
         if batch is None:
             self._lose_state()
-        elif self._finish_in_flight() and self._send(batch):
-            self._finish_in_flight()
+        elif self._finish_in_flight() and self._send(batch) and self._finish_in_flight():
+            self._publish()
 
     def _route(self, entries: list[Entry]) -> _Batch | None:
         """Apply a batch's events, run the matching round and lay out its atomic step; None when
@@ -274,7 +286,7 @@ class RoutingWorker:
         router.begin_batch(
             entries[-1].entry_id if entries else f"tick-{now_ms}-{self.settings.consumer}-{self._batches}"
         )
-        step = AtomicStep(self.state.leader)
+        step = AtomicStep(self.state.leader, outbox=self.state.outbox if self.settings.min_replicas else None)
         if self._reload_budgets:
             self._reload(router)
         try:
@@ -311,10 +323,24 @@ class RoutingWorker:
         batch, self._in_flight = self._in_flight, None
         if batch is None:
             return True
-        if not self._write(self.committer.settle):
-            return False
+        try:
+            if not self._write(self.committer.settle):
+                return False
+        except NotReplicated:
+            self._acknowledged(batch)  # written, only not on enough replicas yet: published later
+            raise
         self._acknowledged(batch)
         return True
+
+    def _publish(self) -> None:
+        """Publish the outbox of the step just settled, if replication is asked for (else its
+        entries are in their streams already)."""
+        self._write(lambda: self.committer.publish(fence=self.lease.value))
+
+    def _count_replication_timeout(self) -> None:
+        """For /metrics (`router_replication_waits_timed_out`): best effort, Redis may be the trouble."""
+        with contextlib.suppress(redis.RedisError):
+            self.r.hincrby(self.state.replication, "timeouts", 1)
 
     def _acknowledged(self, batch: _Batch) -> None:
         self.deliveries.acknowledged(batch.entries)
@@ -468,6 +494,7 @@ class RoutingWorker:
         theirs if `excused` (Redis refused or dropped one of our calls); entries claimed ahead and
         never routed, and those of a step in flight that Redis refused, are excused in any case."""
         self.router = None
+        self.committer.forget()
         blameless = [entry.entry_id for entry in self._prefetched or ()]
         self._prefetched = None
         if self.reader.reading:  # what a read in flight claimed is known, if it answers
@@ -487,6 +514,8 @@ class RoutingWorker:
             self.committer.settle()
         except FencedOut as exc:
             self._no_longer_leading("write", exc)  # a successor leads: the entries are its to reclaim
+        except NotReplicated:
+            self._acknowledged(batch)  # written; its outbox is published once the replicas have it
         except Exception as exc:
             if refused_by_redis(exc):
                 return [entry.entry_id for entry in batch.entries]
@@ -511,9 +540,22 @@ class RoutingWorker:
             if self._finish_in_flight() and self.router is not None and self._prefetched:
                 claimed, self._prefetched = self._prefetched, None
                 self.process(claimed)
+            self._publish()
         with contextlib.suppress(redis.RedisError):
             self.lease.release()
         log.info("worker stopped", processed=self.processed, decisions=self.decisions)
+
+
+def _replication(settings: Settings, state: StateKeys) -> Replication | None:
+    if not settings.min_replicas:
+        return None
+    return Replication(
+        min_replicas=settings.min_replicas,
+        timeout_ms=settings.replica_timeout_ms,
+        leader_key=state.leader,
+        outbox_key=state.outbox,
+        probe_key=state.replication,
+    )
 
 
 def _load_scorer(spec: str | None) -> Scorer | None:

@@ -11,7 +11,7 @@ from typing import Any
 from router.engine import RouterConfig
 from router.errors import ConfigError
 from store.jobs import MAX_RETENTION_DAYS
-from streams.connection import cluster_prefix_problem, mask_url
+from streams.connection import cluster_prefix_problem, is_cluster_url, mask_url
 
 DEFAULT_SQLITE_URL = "sqlite:///model-router.sqlite3"
 
@@ -52,6 +52,9 @@ class Settings:
     assign_maxlen: int = 1_000
     decisions_maxlen: int = 0
     lease_ttl_ms: int = 5_000
+    # publish only what this many replicas have (WAIT); 0: publish at once (a single Redis)
+    min_replicas: int = 0
+    replica_timeout_ms: int = 1_000
     consumer: str = field(default_factory=_default_consumer)
     recorder_batch: int = 1_000
     decisions_keep: int = 100_000
@@ -106,6 +109,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ROUTER_ASSIGN_MAXLEN": ("assign_maxlen", int),
     "ROUTER_DECISIONS_MAXLEN": ("decisions_maxlen", int),
     "ROUTER_LEASE_TTL_MS": ("lease_ttl_ms", int),
+    "ROUTER_MIN_REPLICAS": ("min_replicas", int),
+    "ROUTER_REPLICA_TIMEOUT_MS": ("replica_timeout_ms", int),
     "ROUTER_CONSUMER": ("consumer", str),
     "ROUTER_RECORDER_BATCH": ("recorder_batch", int),
     "ROUTER_DECISIONS_KEEP": ("decisions_keep", int),
@@ -157,6 +162,8 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "max_deliveries": (1, 1_000),
     "ev_window": (1, 10_000_000),
     "lease_ttl_ms": (1, 86_400_000),
+    "min_replicas": (0, 100),
+    "replica_timeout_ms": (1, 3_600_000),
     "recorder_batch": (1, 100_000),
     "status_maxlen": (0, 2**62),
     "assign_maxlen": (0, 2**62),
@@ -210,3 +217,5 @@ def _check(s: Settings) -> None:
     problem = cluster_prefix_problem(s.redis_url, s.prefix)
     if problem is not None:
         raise ConfigError(problem)
+    if s.min_replicas and is_cluster_url(s.redis_url):
+        raise ConfigError("ROUTER_MIN_REPLICAS is not supported on Redis Cluster yet: leave it at 0 there")

@@ -169,3 +169,16 @@ def test_healthz_and_metrics_when_redis_does_not_answer(sqlite_engine: Engine) -
     assert value(scrape(client), "router_redis_up") == 0
     page = client.get("/resources")
     assert page.status_code == 200 and "Redis does not answer" in page.text
+
+
+def test_replication_pauses_and_the_unpublished_outbox_come_from_redis(
+    sqlite_engine: Engine, make_client: MakeClient, r: redis.Redis, prefix: str
+) -> None:
+    state = Keys(prefix).state(dry_run=False)
+    client = make_client(sqlite_engine)
+    assert value(scrape(client), "router_replication_waits_timed_out_total") == 0
+    r.hset(state.replication, "timeouts", 3)
+    r.rpush(state.outbox, f"{prefix}status", 0, b"{}", f"{prefix}assign:h1", 1000, b"{}")
+    after = scrape(client)
+    assert value(after, "router_replication_waits_timed_out_total") == 3
+    assert value(after, "router_outbox_entries") == 2

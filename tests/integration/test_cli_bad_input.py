@@ -36,6 +36,10 @@ def env(redis_url: str, prefix: str, tmp_path: Path, r: redis.Redis) -> dict[str
         ("redis://h:99999", "Port out of range"),
         ("redis://[::1", "Invalid IPv6 URL"),
         ("redis://h/0?socket_timeout=abc", "Invalid value for 'socket_timeout'"),
+        ("redis+sentinel://h:26379/", "it names no service"),
+        ("redis+sentinel://h:x/mymaster", "invalid literal for int()"),
+        ("redis+sentinel://h:1,h:70000/mymaster", "port 70000 is out of range"),
+        ("redis+sentinel://h:26379/mymaster/zero", "invalid literal for int()"),
     ],
 )
 def test_malformed_redis_url_is_a_clear_message(url: str, reason: str) -> None:

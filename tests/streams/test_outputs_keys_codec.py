@@ -25,7 +25,7 @@ from router.values import (
 )
 from streams.codec import decode, encode, entry_data
 from streams.commit import AtomicStep, Committer
-from streams.connection import _send, refused_by_redis
+from streams.connection import _send, mask_url, parse_sentinel_url, refused_by_redis
 from streams.keys import DEFAULT_PREFIX, Keys
 from streams.outputs import (
     StreamCaps,
@@ -330,3 +330,11 @@ def test_a_command_packed_in_one_call_is_the_bytes_redis_py_would_send() -> None
     args = ("EVALSHA", "ab12", 2, "k:1", "k:\u00e9\u4e2d", b"\x00\xff\r\n", 0, -5, 2**40, "", "x" * 70_000)
     _send(conn, args)
     assert sent == [b"".join(conn._command_packer.pack(*args))]
+
+
+def test_a_sentinel_url_names_its_sentinels_service_db_and_password() -> None:
+    target = parse_sentinel_url("rediss+sentinel://:pw%40x@a:26380,b/mymaster/2?sentinel_password=s&ssl_ca_certs=/ca")
+    assert target.sentinels == (("a", 26380), ("b", 26379))
+    assert (target.service, target.db, target.password, target.tls) == ("mymaster", 2, "pw@x", True)
+    assert dict(target.options) == {"sentinel_password": "s", "ssl_ca_certs": "/ca"}
+    assert mask_url("redis+sentinel://:pw@a:26379/mymaster/0") == "redis+sentinel://:***@a:26379/mymaster/0"

@@ -13,6 +13,7 @@ import redis
 
 from streams.clients import SLOT_GROUP, Dispatcher, Slot
 from streams.codec import encode
+from streams.connection import NotReplicated
 from streams.keys import Keys
 
 pytestmark = pytest.mark.integration
@@ -189,3 +190,29 @@ def test_a_slot_whose_stream_cannot_be_joined_still_announces_itself_free(r: red
     assert [e["type"] for e in _events(r, keys)] == ["slot.free"]
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         _slot(r, keys).next_assignment(block_ms=10)
+
+
+def test_an_assignment_published_again_after_a_failover_is_skipped(r: redis.Redis, keys: Keys) -> None:
+    slot = _slot(r, keys)
+    assert slot.resume() is None
+    doc = {"type": "assignment", "task_id": "t1", "slot_id": SLOT_ID, "model": "haiku", "decision_id": "d-1"}
+    r.xadd(keys.assign(SLOT_ID), {"data": encode(doc)})
+    first = slot.next_assignment(block_ms=100)
+    assert first is not None and first["task_id"] == "t1"
+    slot.complete("t1")
+    # the new primary publishes the same decision again (its outbox was replicated, the publication not)
+    r.xadd(keys.assign(SLOT_ID), {"data": encode(doc)})
+    _assign(r, keys, "t2")
+    second = slot.next_assignment(block_ms=100)
+    assert second is not None and second["task_id"] == "t2"
+    assert _pending(r, keys) == 1  # the repeat was acknowledged and passed over; t2 is held
+
+
+def test_a_durable_dispatcher_without_replicas_gives_up_with_not_replicated(
+    r: redis.Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("streams.clients.DURABLE_RETRY_S", 0.2)
+    dispatcher = Dispatcher(r, keys, replicas=1)
+    with pytest.raises(NotReplicated, match="WAIT saw 0 of 1 replicas"):
+        dispatcher.publish_task("t1", priority=50)
+    assert len(_events(r, keys)) >= 1  # published on the primary, each try: task.pending is idempotent

@@ -117,3 +117,15 @@ def test_backoff_is_full_jitter_under_a_capped_doubling_ceiling() -> None:
     assert min(late) < 2.5 and max(late) > 7.5
     assert min(third) < 0.1 and max(third) > 0.3
     assert sum(first) / 200 < sum(third) / 200 < sum(late) / 200
+
+
+def test_min_replicas_is_refused_on_redis_cluster_in_one_line() -> None:
+    with pytest.raises(ConfigError, match="ROUTER_MIN_REPLICAS is not supported on Redis Cluster"):
+        load_settings(
+            {"REDIS_URL": "redis://h:7000/0?cluster=true", "ROUTER_PREFIX": "router:{a}:", "ROUTER_MIN_REPLICAS": "1"}
+        )
+
+
+def test_min_replicas_out_of_range_names_the_setting() -> None:
+    with pytest.raises(ConfigError, match="min_replicas must be an integer from 0 to 100"):
+        load_settings({"ROUTER_MIN_REPLICAS": "-1"})
