@@ -50,6 +50,15 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A SQLite decision store alone, for tests about something other than the SQL dialect."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'd.sqlite3'}")
+    metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def make_client(r: redis.Redis, prefix: str) -> MakeClient:
     """The dashboard on a given database and this test's Redis prefix, its clock fixed at `now`."""
 

@@ -3,7 +3,6 @@ read from the spend a live worker booked in Redis."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,8 +18,6 @@ from starlette.testclient import TestClient
 from dashboard.app import create_app
 from router.budgets import Budget, BudgetMode, Period
 from router.catalog import load_catalog
-from store.db import make_engine
-from store.schema import metadata
 from streams.codec import encode
 from streams.keys import Keys
 from worker.routing import RoutingWorker
@@ -36,11 +33,8 @@ BUDGETS = (
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = make_engine(f"sqlite:///{tmp_path / 'd.sqlite3'}")
-    metadata.create_all(eng)
-    yield eng
-    eng.dispose()
+def engine(sqlite_engine: Engine) -> Engine:
+    return sqlite_engine
 
 
 @pytest.fixture

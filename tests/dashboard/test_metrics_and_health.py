@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -17,8 +16,6 @@ from sqlalchemy import Engine, create_engine
 from starlette.testclient import TestClient
 from support.processes import wait_for
 
-from store.db import make_engine
-from store.schema import metadata
 from streams.keys import RECORDER_GROUP, Keys
 from worker.routing import RoutingWorker
 from worker.settings import Settings
@@ -27,14 +24,6 @@ from worker.signals import StopFlag
 pytestmark = pytest.mark.integration
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture
-def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'd.sqlite3'}")
-    metadata.create_all(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
