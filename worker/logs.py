@@ -11,6 +11,17 @@ import orjson
 import structlog
 
 
+class _CurrentStderr:
+    """Standard error as it is at each write, not as it was at configure(): loggers are cached on
+    first use, and a stream bound then (a test's captured one, since closed) would outlive it."""
+
+    def write(self, data: bytes) -> int:
+        return sys.stderr.buffer.write(data)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str = "info", *, json: bool = True) -> None:
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -20,7 +31,7 @@ def configure(level: str = "info", *, json: bool = True) -> None:
     ]
     if json:
         renderer: structlog.typing.Processor = structlog.processors.JSONRenderer(serializer=orjson.dumps)
-        factory: structlog.typing.WrappedLogger = structlog.BytesLoggerFactory(sys.stderr.buffer)
+        factory: structlog.typing.WrappedLogger = structlog.BytesLoggerFactory(_CurrentStderr())  # type: ignore[arg-type]
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
         factory = structlog.PrintLoggerFactory(sys.stderr)

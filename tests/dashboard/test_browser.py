@@ -13,7 +13,7 @@ import orjson
 import pytest
 import redis
 from dash_seed import insert, standard_rows
-from support import queue
+from support import waiting_queue as queue
 from support.web import start_web
 
 from store.db import make_engine

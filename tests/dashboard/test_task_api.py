@@ -13,7 +13,7 @@ from dash_seed import MakeClient
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 from support.processes import wait_for
-from support.queue import publish, task
+from support.waiting_queue import publish, task
 
 from dashboard.app import create_app
 from router.catalog import load_catalog

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import orjson
 import pytest
 import redis
-from support import queue
+from support import waiting_queue as queue
 from support.cli import run_router
 from support.processes import RouterProcess, wait_for
 from support.web import get_json, start_web
