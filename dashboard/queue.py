@@ -26,8 +26,8 @@ from router.config import RouterConfig
 from router.engine import Router
 from router.errors import RouterError
 from router.values import QueuePlace
-from streams.codec import as_text, decode
 from streams.keys import Keys
+from streams.ledger import read_ledger
 
 log = structlog.get_logger("router.web")
 
@@ -52,28 +52,10 @@ class QueueSnapshot:
 
 def read_router(r: redis.Redis, keys: Keys, catalog: Catalog, config: RouterConfig) -> Router:
     """A Router rebuilt from the live ledger snapshot, for reading only (nothing is written)."""
-    state = keys.state(dry_run=False)
-    pipe = r.pipeline(transaction=True)
-    pipe.hgetall(state.slots)
-    pipe.hgetall(state.waiting)
-    pipe.lrange(state.ev_window, 0, -1)
-    pipe.hgetall(state.utilisation)
-    pipe.hgetall(state.rates)
-    pipe.hgetall(state.escalations)
-    pipe.hgetall(state.quality)
-    slots, waiting, ev_values, utilisation, rates, escalations, quality = pipe.execute()
     router = Router(catalog, config=config)
-    router.restore(
-        slots=[decode(v) for v in slots.values()],
-        waiting=[decode(v) for v in waiting.values()],
-        assigned={},  # which tasks were assigned plays no part in the queue's order
-        ev_values=[float(v) for v in ev_values],
-        utilisation={as_text(k): float(v) for k, v in utilisation.items()},
-        rates={as_text(k): decode(v) for k, v in rates.items()},
-        # an escalation or the quality gate narrows what a waiting task may use, so where it queues
-        escalations={as_text(k): decode(v) for k, v in escalations.items()},
-        quality={as_text(k): as_text(v) for k, v in quality.items()},
-    )
+    # in one MULTI, so the figures are those of one committed step; which tasks are assigned plays
+    # no part in the queue's order
+    router.restore(**read_ledger(r.pipeline(transaction=True), keys.state(dry_run=False), assigned=False))
     return router
 
 

@@ -12,29 +12,30 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
 import structlog
 
 from router.catalog import Catalog, load_catalog
-from router.engine import Effect, Router, RouterConfig
+from router.engine import Effect, Router
 from router.errors import ConfigError, InvalidEvent
 from router.ev import Scorer
 from router.values import Decision, Task
-from streams.codec import as_text, decode, decoded_hash, encode
+from streams.codec import encode
 from streams.commit import AtomicStep, Committer, FencedOut, Replication
 from streams.connection import NotReplicated, refused_by_redis
 from streams.consumer import Entry, GroupReader
 from streams.keys import DEFAULT_PREFIX, DRY_RUN_GROUP, LIVE_GROUP, Keys, StateKeys
 from streams.lease import Lease
+from streams.ledger import read_ledger
 from streams.outputs import StreamCaps, add_effects, add_ledger_changes, dead_letter
 from streams.schema import parse_event
 from worker.backoff import compute_backoff
 from worker.budget_file import load_budgets
 from worker.deliveries import Deliveries
-from worker.settings import Settings
+from worker.settings import Settings, router_config
 from worker.signals import StopFlag
 
 log = structlog.get_logger("router.worker")
@@ -453,37 +454,16 @@ class RoutingWorker:
     def _restore(self) -> Router:
         router = Router(
             self.catalog,
-            config=RouterConfig(
-                stale_after_s=self.settings.stale_after_s,
-                ev_window=self.settings.ev_window,
+            # the settings' routing rules, plus what only this process knows
+            config=replace(
+                router_config(self.settings),
                 dry_run=self.dry_run,
-                assignment_timeout_s=self.settings.assignment_timeout_s,
                 id_namespace="" if self.settings.prefix == DEFAULT_PREFIX else self.settings.prefix,
-                sole_tier_first=self.settings.sole_tier_first,
-                ev_rank_points=self.settings.ev_rank_points,
-                ageing_points_per_service_time=self.settings.ageing_points_per_service_time,
-                max_escalations=self.settings.max_escalations,
-                max_retries=self.settings.max_retries,
-                quality_gate=self.settings.quality_gate,
-                min_success=self.settings.min_success,
-                quality_min_outcomes=self.settings.quality_min_outcomes,
-                quality_window=self.settings.quality_window,
-                quality_explore=self.settings.quality_explore,
             ),
             scorer=self.scorer,
             budgets=self.budgets,
         )
-        router.restore(
-            slots=[decode(v) for v in self.r.hgetall(self.state.slots).values()],
-            waiting=[decode(v) for v in self.r.hgetall(self.state.waiting).values()],
-            assigned={as_text(k): decode(v) for k, v in self.r.hgetall(self.state.assigned).items()},
-            ev_values=[float(v) for v in self.r.lrange(self.state.ev_window, 0, -1)],
-            utilisation={as_text(k): float(v) for k, v in self.r.hgetall(self.state.utilisation).items()},
-            budgets=decoded_hash(self.r.hgetall(self.state.budgets)),
-            rates=decoded_hash(self.r.hgetall(self.state.rates)),
-            escalations=decoded_hash(self.r.hgetall(self.state.escalations)),
-            quality={as_text(k): as_text(v) for k, v in self.r.hgetall(self.state.quality).items()},
-        )
+        router.restore(**read_ledger(self.r.pipeline(transaction=False), self.state))
         log.info("ledger restored", **router.stats(int(self.clock() * 1000)))
         return router
 

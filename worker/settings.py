@@ -219,3 +219,11 @@ def _check(s: Settings) -> None:
         raise ConfigError(problem)
     if s.min_replicas and is_cluster_url(s.redis_url):
         raise ConfigError("ROUTER_MIN_REPLICAS is not supported on Redis Cluster yet: leave it at 0 there")
+
+
+def router_config(settings: Settings) -> RouterConfig:
+    """The routing rules these settings give: the worker's (which adds what only it knows, dry_run and
+    the id namespace), and a reader's that rebuilds the queue order from the snapshot (the dashboard,
+    `router explain`). Settings name every rule setting as RouterConfig does, so each is taken."""
+    shared = {f.name: getattr(settings, f.name) for f in fields(RouterConfig) if hasattr(settings, f.name)}
+    return RouterConfig(**shared)

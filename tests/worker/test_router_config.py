@@ -10,9 +10,8 @@ from typing import Any
 import redis
 
 from router.config import RouterConfig
-from worker.commands.common import router_config
 from worker.routing import RoutingWorker
-from worker.settings import Settings
+from worker.settings import Settings, router_config
 
 
 def _changed(value: Any) -> Any:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 from typing import Any
 
 import redis
 
-from router.config import RouterConfig
 from router.errors import RouterError
 from streams.connection import connect, mask_url
 from worker.settings import Settings, load_settings
@@ -36,11 +34,3 @@ def redis_from(settings: Settings) -> redis.Redis:
     except redis.RedisError as exc:
         raise RouterError(f"cannot reach Redis at {mask_url(settings.redis_url)}: {exc}") from None
     return r
-
-
-def router_config(settings: Settings) -> RouterConfig:
-    """The routing rules the worker runs with, for a process that rebuilds its queue order from the
-    snapshot (the dashboard, `router explain`). Settings name every rule setting as RouterConfig
-    does, so each one the worker is given is taken here too, whatever the rules are called."""
-    shared = {f.name: getattr(settings, f.name) for f in fields(RouterConfig) if hasattr(settings, f.name)}
-    return RouterConfig(**shared)

@@ -31,10 +31,10 @@ from streams.codec import as_text, decode, entry_data
 from streams.connection import mask_url
 from streams.keys import Keys
 from worker.commands.argtypes import positive_count, positive_number_up_to, stream_id
-from worker.commands.common import add_connection_options, redis_from, router_config, settings_from
+from worker.commands.common import add_connection_options, redis_from, settings_from
 from worker.logs import configure
 from worker.recorder import Recorder
-from worker.settings import Settings
+from worker.settings import Settings, router_config
 
 OUTCOMES = ("assigned", "await_slot", "unroutable", "failed")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

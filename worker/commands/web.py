@@ -19,9 +19,9 @@ from router.quality import GateMode, GateSettings
 from streams.connection import connect
 from worker.budget_file import load_budgets
 from worker.commands.argtypes import int_between, port
-from worker.commands.common import add_connection_options, router_config, settings_from
+from worker.commands.common import add_connection_options, settings_from
 from worker.logs import configure
-from worker.settings import Settings
+from worker.settings import Settings, router_config
 
 # Short socket timeouts and one immediate retry (for a pooled connection Redis dropped): a page or a
 # scrape should say "Redis does not answer" within seconds, not after redis-py's default backoff.
